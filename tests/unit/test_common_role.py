@@ -107,14 +107,14 @@ def test_ca_entry_must_be_pem(playbook):
 
 
 def test_ca_entry_must_be_a_ca(playbook, tmp_path):
-    leaf, _ = leaf_and_ca(tmp_path)
+    leaf = leaf_and_ca(tmp_path)[0]
     res = playbook(APPLY, DEBIAN12, {"common_ca_certificates": [{"name": "leaf", "content": leaf}]})
     assert res.rc != 0, res.out
     assert "common_ca_certificates entry leaf (CN=leaf) is not a CA certificate" in res.out, res.out
 
 
 def test_ca_certificate_accepted(playbook, tmp_path):
-    _, ca = leaf_and_ca(tmp_path)
+    ca = leaf_and_ca(tmp_path)[1]
     text = APPLY.replace(
         "name: wlcg.soc.common", "name: wlcg.soc.common\n        tasks_from: validate.yml"
     )
