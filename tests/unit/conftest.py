@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The built collection (make build), so that tests import plugins as Ansible does:
+# ansible_collections.wlcg.soc.plugins...
+if os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
+    sys.path.insert(0, os.environ["ANSIBLE_COLLECTIONS_PATH"].split(":")[0])
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Facts of the supported platforms, as the setup module reports them.
@@ -71,9 +75,39 @@ def playbook(tmp_path: Path, collections_path: str):
             cmd.append("--check")
         if extra_vars:
             cmd += ["-e", json.dumps(extra_vars)]
-        res = subprocess.run(
-            cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
-        )
+        res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
         return Run(res.returncode, res.stdout + res.stderr)
 
     return run
+
+
+# The MISP API double and real MISP test data (tests/misp_double), importable as
+# `misp_double` (e.g. `from misp_double.server import MispDouble`).
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture
+def misp_double():
+    """A running MISP API double (http on 127.0.0.1), stopped after the test."""
+    from misp_double.circl import describe_types_path
+    from misp_double.server import MispDouble
+
+    with MispDouble(describe_types=describe_types_path()) as double:
+        yield double
+
+
+@pytest.fixture
+def circl_events():
+    """CIRCL's OSINT events from PyMISP's sdist (fetched once, cached), published an hour ago."""
+    import copy
+    import time
+
+    from misp_double.circl import load_circl_events
+
+    global _CIRCL_EVENTS
+    if _CIRCL_EVENTS is None:
+        _CIRCL_EVENTS = load_circl_events(rebase_to=int(time.time()) - 3600)
+    return copy.deepcopy(_CIRCL_EVENTS)
+
+
+_CIRCL_EVENTS = None

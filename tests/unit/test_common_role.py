@@ -37,18 +37,14 @@ def leaf_and_ca(tmp_path: Path) -> tuple[str, str]:
         )  # fmt: skip
         return crt.read_text()
 
-    return mk("leaf", "basicConstraints=critical,CA:FALSE"), mk(
-        "ca", "basicConstraints=critical,CA:TRUE"
-    )
+    return mk("leaf", "basicConstraints=critical,CA:FALSE"), mk("ca", "basicConstraints=critical,CA:TRUE")
 
 
 @pytest.mark.parametrize(
     "facts",
     [
         dict(DEBIAN12, distribution_version="11.9", distribution_major_version="11"),
-        dict(
-            ALMA9, distribution="CentOS", distribution_version="7.9", distribution_major_version="7"
-        ),
+        dict(ALMA9, distribution="CentOS", distribution_version="7.9", distribution_major_version="7"),
         dict(
             DEBIAN12,
             distribution="Ubuntu",
@@ -99,9 +95,7 @@ def test_bad_input_names_the_variable(playbook, extra, needle):
 
 
 def test_ca_entry_must_be_pem(playbook):
-    res = playbook(
-        APPLY, DEBIAN12, {"common_ca_certificates": [{"name": "site", "content": "hello"}]}
-    )
+    res = playbook(APPLY, DEBIAN12, {"common_ca_certificates": [{"name": "site", "content": "hello"}]})
     assert res.rc != 0, res.out
     assert "common_ca_certificates entry site" in res.out, res.out
 
@@ -115,9 +109,7 @@ def test_ca_entry_must_be_a_ca(playbook, tmp_path):
 
 def test_ca_certificate_accepted(playbook, tmp_path):
     ca = leaf_and_ca(tmp_path)[1]
-    text = APPLY.replace(
-        "name: wlcg.soc.common", "name: wlcg.soc.common\n        tasks_from: validate.yml"
-    )
+    text = APPLY.replace("name: wlcg.soc.common", "name: wlcg.soc.common\n        tasks_from: validate.yml")
     res = playbook(text, DEBIAN12, {"common_ca_certificates": [{"name": "site", "content": ca}]})
     assert res.rc == 0, res.out
 
@@ -151,9 +143,7 @@ def test_redhat_branch_renders(playbook, tmp_path):
         mode: "0644"
       loop: [chrony.conf, journald.conf]
 """
-    res = playbook(
-        text, ALMA9, {"common_ntp_servers": ["ntp1.example.org", "ntp2.example.org"]}, check=False
-    )
+    res = playbook(text, ALMA9, {"common_ntp_servers": ["ntp1.example.org", "ntp2.example.org"]}, check=False)
     assert res.rc == 0, res.out
     chrony = (tmp_path / "chrony.conf").read_text()
     assert chrony.startswith("#")

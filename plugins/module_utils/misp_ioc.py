@@ -1,0 +1,355 @@
+# Copyright: contributors to wlcg.soc
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Export MISP indicators into Zeek intel and memcached: the one implementation.
+
+Used by the ``misp_ioc_export`` module and, copied into its own venv by the
+``misp_sync`` role, by the sync service (``run``). Importable without Ansible.
+
+Flow: page through ``/attributes/restSearch`` (PyMISP), mapping each page as it comes
+to intel rows and memcached entries; only when every page has arrived is anything
+written, so a MISP outage leaves the last good intel file and keys in place.
+The MISP-to-Zeek mapping follows MISP's own Zeek export (app/Lib/Export/ZeekExport.php).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .memcache import MemcacheSink
+from .misp import MispError, call, connect
+from .zeek_intel import UNSET, IntelRow, clean, read, render, write_atomic
+
+ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
+_HASHES = [
+    "md5",
+    "sha1",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "sha512/224",
+    "sha512/256",
+    "ssdeep",
+    "imphash",
+    "pehash",
+    "impfuzzy",
+    "authentihash",
+    "tlsh",
+    "cdhash",
+]
+# MISP type -> (Zeek type of the first value, Zeek type of the second value or None).
+# "ip" stands for ADDR, or SUBNET when the value is a network.
+ZEEK_MAPPING: dict[str, tuple[str, str | None]] = {
+    "ip-src": ("ip", None),
+    "ip-dst": ("ip", None),
+    "ip-src|port": ("ip", None),
+    "ip-dst|port": ("ip", None),
+    "domain|ip": ("Intel::DOMAIN", ADDR),
+    "hostname": ("Intel::DOMAIN", None),
+    "domain": ("Intel::DOMAIN", None),
+    "url": ("Intel::URL", None),
+    "user-agent": ("Intel::SOFTWARE", None),
+    "email": ("Intel::EMAIL", None),
+    "email-src": ("Intel::EMAIL", None),
+    "email-dst": ("Intel::EMAIL", None),
+    "target-email": ("Intel::EMAIL", None),
+    "filename": ("Intel::FILE_NAME", None),
+    "email-attachment": ("Intel::FILE_NAME", None),
+    "pdb": ("Intel::FILE_NAME", None),
+    "malware-sample": ("Intel::FILE_NAME", "Intel::FILE_HASH"),
+    "x509-fingerprint-sha1": ("Intel::CERT_HASH", None),
+    **{h: ("Intel::FILE_HASH", None) for h in _HASHES},
+    **{f"filename|{h}": ("Intel::FILE_NAME", "Intel::FILE_HASH") for h in _HASHES},
+}
+# MISP types that give memcached keys (all also in ZEEK_MAPPING), and the key's direction.
+MEMCACHED_KINDS = {
+    "ip-src": "ip-src",
+    "ip-src|port": "ip-src",
+    "ip-dst": "ip-dst",
+    "ip-dst|port": "ip-dst",
+}
+MAX_EVENTS_PER_KEY = 10
+_SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which attributes to export (defaults: the WLCG SOC WG's practice)."""
+
+    to_ids: bool = True
+    published: bool = True
+    publish_window: str | None = "30d"
+    tags_include: tuple[str, ...] = ()
+    tags_exclude: tuple[str, ...] = ("tlp:red",)
+    types: tuple[str, ...] = ()
+    event_ids: tuple[str, ...] = ()
+    orgs: tuple[str, ...] = ()
+
+    def query(self) -> dict[str, Any]:
+        """Keyword arguments for ``PyMISP.search(controller='attributes')``."""
+        q: dict[str, Any] = {
+            "type_attribute": list(self.types) or sorted(ZEEK_MAPPING),
+            "include_event_uuid": True,
+        }
+        if self.to_ids:
+            q["to_ids"] = 1
+        if self.published:
+            q["published"] = True
+        if self.publish_window:
+            q["publish_timestamp"] = self.publish_window
+        tags: dict[str, list[str]] = {}
+        if self.tags_include:
+            tags["OR"] = list(self.tags_include)
+        if self.tags_exclude:
+            tags["NOT"] = list(self.tags_exclude)
+        if tags:
+            q["tags"] = tags
+        if self.event_ids:
+            q["eventid"] = list(self.event_ids)
+        if self.orgs:
+            q["org"] = list(self.orgs)
+        return q
+
+
+@dataclass
+class Export:
+    """What one pass over MISP produced."""
+
+    rows: dict[tuple[str, str, str], IntelRow] = field(default_factory=dict)
+    keys: dict[str, list[tuple[int, str, str, str]]] = field(default_factory=dict)
+    attributes: int = 0
+    pages: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def intel_counts(self) -> dict[str, int]:
+        return dict(Counter(r.indicator_type for r in self.rows.values()))
+
+    def key_counts(self) -> dict[str, int]:
+        return dict(Counter(k.rsplit("-", 1)[0] for k in self.keys))
+
+    def key_values(self) -> dict[str, bytes]:
+        """memcached values: the MISP events that name the address, newest first."""
+        out = {}
+        for key, hits in self.keys.items():
+            events = sorted(set(hits), reverse=True)[:MAX_EVENTS_PER_KEY]
+            out[key] = json.dumps(
+                {"misp": [{"event_id": e[0], "event_uuid": e[1], "info": e[2], "type": e[3]} for e in events]},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode("utf-8")
+        return out
+
+
+def _ip(value: str) -> tuple[str, str] | None:
+    """(normalised value, ADDR or SUBNET), or None when not an address or network."""
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value, strict=False)), SUBNET
+        return str(ipaddress.ip_address(value)), ADDR
+    except ValueError:
+        return None
+
+
+class Mapper:
+    """Turns restSearch attributes into intel rows and memcached entries."""
+
+    def __init__(self, misp_url: str, source_name: str, org_names: dict[str, str]):
+        self.base = misp_url.rstrip("/")
+        self.source_name = source_name
+        self.org_names = org_names
+        self._event_meta: dict[str, tuple[str, str, str]] = {}
+        self.export = Export()
+
+    def _meta(self, event: dict[str, Any]) -> tuple[str, str, str]:
+        eid = str(event.get("id", ""))
+        meta = self._event_meta.get(eid)
+        if meta is None:
+            org = self.org_names.get(str(event.get("orgc_id")), f"org {event.get('orgc_id', '?')}")
+            source = clean(f"{self.source_name} ({event.get('uuid', '?')}) - {org}")
+            meta = (source, clean(event.get("info")), f"{self.base}/events/view/{eid}")
+            self._event_meta[eid] = meta
+        return meta
+
+    def add(self, attr: dict[str, Any]) -> None:
+        ex = self.export
+        ex.attributes += 1
+        mtype = attr.get("type", "")
+        raw = attr.get("value")
+        if not isinstance(raw, str) or not raw.strip():
+            ex.skipped["empty value"] += 1
+            return
+        if mtype not in ZEEK_MAPPING:
+            ex.skipped[f"unsupported type {mtype}"] += 1
+            return
+        event = attr.get("Event") or {"id": attr.get("event_id")}
+        source, info, url = self._meta(event)
+        comment = clean(attr.get("comment"))
+        desc = info if comment == UNSET else clean(f"{info if info != UNSET else ''}. {comment}")
+        first, second = ZEEK_MAPPING[mtype]
+        # Composite values (ip|port, filename|hash, malware-sample) carry two parts.
+        values = raw.split("|", 1) if ("|" in mtype or second is not None) else [raw]
+        for zeek_type, value in (
+            (first, values[0]),
+            (second, values[1] if len(values) > 1 else None),
+        ):
+            if zeek_type is None or value is None:
+                continue
+            indicator = clean(value)
+            if zeek_type in ("ip", ADDR):
+                parsed = _ip(indicator)
+                if parsed is None:
+                    ex.skipped["invalid address"] += 1
+                    continue
+                # A network is a SUBNET even where MISP's mapping says ADDR.
+                indicator, zeek_type = parsed
+            elif zeek_type == "Intel::URL":
+                indicator = _SCHEME.sub("", indicator)
+            if indicator == UNSET:
+                ex.skipped["empty value"] += 1
+                continue
+            ex.rows.setdefault((indicator, zeek_type, source), IntelRow(indicator, zeek_type, source, desc, url))
+        kind = MEMCACHED_KINDS.get(mtype)
+        if kind is not None:
+            parsed = _ip(clean(values[0]))
+            if parsed is None or parsed[1] == SUBNET:
+                ex.skipped["not a single address (memcached)"] += 1
+                return
+            eid = event.get("id")
+            hit = (int(eid) if str(eid).isdigit() else 0, str(event.get("uuid", "")), info, mtype)
+            ex.keys.setdefault(f"{kind}-{parsed[0]}", []).append(hit)
+
+
+def fetch_pages(misp: Any, filters: Filters, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Attribute pages in MISP's order; MispError on any failure."""
+    query = filters.query()
+    page = 1
+    while True:
+        result = call(
+            misp,
+            f"attributes restSearch page {page}",
+            misp.search,
+            controller="attributes",
+            return_format="json",
+            limit=page_size,
+            page=page,
+            pythonify=False,
+            **query,
+        )
+        attrs = result.get("Attribute") if isinstance(result, dict) else None
+        if not isinstance(attrs, list):
+            raise MispError(f"attributes restSearch page {page}: unexpected answer from MISP ({type(result).__name__})")
+        yield attrs
+        if len(attrs) < page_size:
+            return
+        page += 1
+
+
+def org_names(misp: Any) -> dict[str, str]:
+    """Organisation id -> name, for meta.source; empty if the key may not list them."""
+    try:
+        orgs = call(misp, "organisations", misp.organisations, scope="all", pythonify=False)
+    except MispError:
+        return {}
+    names = {}
+    for item in orgs if isinstance(orgs, list) else []:
+        org = item.get("Organisation", item) if isinstance(item, dict) else {}
+        if "id" in org and "name" in org:
+            names[str(org["id"])] = str(org["name"])
+    return names
+
+
+def collect(misp: Any, misp_url: str, filters: Filters, page_size: int = 10000, source_name: str = "MISP") -> Export:
+    """Fetch every page and map it; nothing is written here."""
+    mapper = Mapper(misp_url, source_name, org_names(misp))
+    for attrs in fetch_pages(misp, filters, page_size):
+        mapper.export.pages += 1
+        for attr in attrs:
+            mapper.add(attr)
+    return mapper.export
+
+
+@dataclass
+class Outcome:
+    intel_changed: bool = False
+    keys_changed: int = 0
+    intel_before: bytes | None = None
+    intel_after: bytes | None = None
+
+
+def apply(
+    export: Export,
+    zeek_intel_path: str | None = None,
+    do_notice: bool | None = None,
+    sink: MemcacheSink | None = None,
+    check_mode: bool = False,
+) -> Outcome:
+    """Write the export where it differs from what is there (unless check_mode).
+
+    memcached keys are always re-set when writing, to refresh their TTL; only keys that
+    were missing or held another value count as changes.
+    """
+    out = Outcome()
+    if zeek_intel_path:
+        out.intel_after = render(list(export.rows.values()), do_notice)
+        out.intel_before = read(zeek_intel_path)
+        out.intel_changed = out.intel_before != out.intel_after
+        if out.intel_changed and not check_mode:
+            write_atomic(zeek_intel_path, out.intel_after)
+    if sink is not None:
+        values = export.key_values()
+        out.keys_changed = sink.count_different(values)
+        if not check_mode:
+            sink.set_all(values)
+    return out
+
+
+def summary(export: Export, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "attributes": export.attributes,
+        "pages": export.pages,
+        "intel": export.intel_counts(),
+        "intel_rows": len(export.rows),
+        "memcached": export.key_counts(),
+        "memcached_keys": len(export.keys),
+        "memcached_keys_changed": outcome.keys_changed,
+        "intel_changed": outcome.intel_changed,
+        "skipped": dict(export.skipped),
+    }
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One sync as the service runs it; returns the summary."""
+    f = cfg.get("filters", {})
+    filters = Filters(
+        to_ids=f.get("to_ids", True),
+        published=f.get("published", True),
+        publish_window=f.get("publish_window", "30d"),
+        tags_include=tuple(f.get("tags_include", ())),
+        tags_exclude=tuple(f.get("tags_exclude", ("tlp:red",))),
+        types=tuple(f.get("types", ())),
+        event_ids=tuple(str(i) for i in f.get("event_ids", ())),
+        orgs=tuple(f.get("orgs", ())),
+    )
+    misp = connect(
+        cfg["misp_url"],
+        cfg["misp_key"],
+        validate_certs=cfg.get("validate_certs", True),
+        ca_path=cfg.get("ca_path"),
+        timeout=cfg.get("timeout", 60),
+        tool="wlcg.soc misp_sync",
+    )
+    export = collect(misp, cfg["misp_url"], filters, cfg.get("page_size", 10000), cfg.get("source_name", "MISP"))
+    servers = cfg.get("memcached_servers") or []
+    sink = MemcacheSink(servers, cfg.get("memcached_ttl", 2700), cfg.get("memcached_timeout", 5)) if servers else None
+    try:
+        outcome = apply(export, cfg.get("zeek_intel_path"), cfg.get("do_notice"), sink)
+    finally:
+        if sink is not None:
+            sink.close()
+    return summary(export, outcome)

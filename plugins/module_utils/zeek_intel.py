@@ -1,0 +1,125 @@
+# Copyright: contributors to wlcg.soc
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Zeek Intelligence Framework files: rows, rendering, parsing, atomic writes.
+
+Importable without Ansible: the MISP sync service uses it as well as the modules.
+Format (Zeek's input framework, read by ``Intel::read_files``): TAB-separated, a header
+``#fields<TAB>indicator<TAB>indicator_type<TAB>meta.source...``, ``-`` for unset
+fields. The manager re-reads a file when its inode or mtime changes, so a file is
+replaced by rename, never rewritten in place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from typing import NamedTuple
+
+INTEL_TYPES = frozenset(
+    (
+        "Intel::ADDR",
+        "Intel::SUBNET",
+        "Intel::URL",
+        "Intel::SOFTWARE",
+        "Intel::EMAIL",
+        "Intel::DOMAIN",
+        "Intel::USER_NAME",
+        "Intel::CERT_HASH",
+        "Intel::PUBKEY_HASH",
+        "Intel::FILE_HASH",
+        "Intel::FILE_NAME",
+    )
+)
+BASE_FIELDS = ("indicator", "indicator_type", "meta.source", "meta.desc", "meta.url")
+NOTICE_FIELD = "meta.do_notice"
+UNSET = "-"
+
+# Characters that would break a TAB-separated line; MISP's Zeek export turns them into
+# spaces too.
+_BREAKING = re.compile(r"[\t\n\r\x0b\x0c]+")
+
+
+class IntelRow(NamedTuple):
+    indicator: str
+    indicator_type: str
+    source: str
+    desc: str = UNSET
+    url: str = UNSET
+
+
+def clean(value: str | None) -> str:
+    """A field value safe for the file: no TAB/newline, never empty (``-`` if unset)."""
+    if value is None:
+        return UNSET
+    value = _BREAKING.sub(" ", value).strip()
+    return value or UNSET
+
+
+def render(rows: list[IntelRow] | set[IntelRow], do_notice: bool | None = None) -> bytes:
+    """The whole file for ``rows``, sorted so that the same set gives the same bytes."""
+    fields = BASE_FIELDS + ((NOTICE_FIELD,) if do_notice is not None else ())
+    notice = ("T" if do_notice else "F") if do_notice is not None else None
+    lines = ["#fields\t" + "\t".join(fields)]
+    for row in sorted(rows):
+        cells = list(row)
+        if notice is not None:
+            cells.append(notice)
+        lines.append("\t".join(cells))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def parse(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of an intel file as dicts keyed by its ``#fields`` names, and the fields.
+
+    Lines before the header, other ``#`` lines and blank lines are skipped, as Zeek does.
+    """
+    fields: list[str] = []
+    rows: list[dict[str, str]] = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if line.startswith("#fields\t"):
+            fields = line.split("\t")[1:]
+            continue
+        if not line.strip() or line.startswith("#") or not fields:
+            continue
+        cells = line.split("\t")
+        rows.append(dict(zip(fields, cells)))
+    return rows, fields
+
+
+def read(path: str) -> bytes | None:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> bool:
+    """Replace ``path`` with ``data`` (temp file, fsync, rename); False if already equal.
+
+    A reader sees the old file or the new one, never a part; after a crash the old
+    file is still there.
+    """
+    if read(path) == data:
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".intel-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True

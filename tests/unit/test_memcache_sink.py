@@ -1,0 +1,111 @@
+"""The memcached writer against a real memcached (Debian's package)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from ansible_collections.wlcg.soc.plugins.module_utils.memcache import MemcacheError, MemcacheSink, parse_server
+from pymemcache.client.base import Client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def memcached():
+    """A memcached on a free loopback port, for this test only."""
+    binary = shutil.which("memcached") or pytest.fail("memcached is required: apt-get install memcached")
+    port = free_port()
+    proc = subprocess.Popen([binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody", "-m", "64"])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("memcached did not start")
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}", proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("mc.example:11222", ("mc.example", 11222)),
+        ("mc.example", ("mc.example", 11211)),
+        ("[2001:db8::1]:11212", ("2001:db8::1", 11212)),
+        ("[2001:db8::1]", ("2001:db8::1", 11211)),
+    ],
+)
+def test_parse_server(spec, expected):
+    assert parse_server(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["mc:notaport", "mc:0", ":11211", "mc:70000"])
+def test_parse_server_refuses(spec):
+    with pytest.raises(MemcacheError, match="invalid memcached server"):
+        parse_server(spec)
+
+
+def test_set_compare_and_ttl(memcached):
+    server, _ = memcached
+    values = {f"ip-src-192.0.2.{i}": f'{{"n":{i}}}'.encode() for i in range(12000)}
+    sink = MemcacheSink([server], ttl=2)
+    try:
+        assert sink.count_different(values) == 12000
+        sink.set_all(values)
+        assert sink.count_different(values) == 0
+        changed = dict(values, **{"ip-src-192.0.2.5": b"other"})
+        assert sink.count_different(changed) == 1
+        reader = Client(parse_server(server))
+        assert reader.get("ip-src-192.0.2.7") == b'{"n":7}'
+        time.sleep(3.1)
+        assert reader.get("ip-src-192.0.2.7") is None  # the TTL was applied
+        reader.close()
+    finally:
+        sink.close()
+
+
+def test_every_server_gets_every_key(memcached, tmp_path):
+    server_a, _ = memcached
+    port = free_port()
+    proc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"])
+    try:
+        time.sleep(0.5)
+        sink = MemcacheSink([server_a, f"127.0.0.1:{port}"], ttl=60)
+        sink.set_all({"ip-dst-192.0.2.1": b"x", "ip-dst-192.0.2.2": b"y"})
+        for spec in (server_a, f"127.0.0.1:{port}"):
+            c = Client(parse_server(spec))
+            assert c.get_many(["ip-dst-192.0.2.1", "ip-dst-192.0.2.2"]) == {
+                "ip-dst-192.0.2.1": b"x",
+                "ip-dst-192.0.2.2": b"y",
+            }
+            c.close()
+        sink.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_server_down_is_a_clear_error():
+    sink = MemcacheSink([f"127.0.0.1:{free_port()}"], ttl=60, timeout=1)
+    with pytest.raises(MemcacheError, match=r"memcached 127\.0\.0\.1:\d+"):
+        sink.count_different({"ip-src-192.0.2.1": b"x"})
+    with pytest.raises(MemcacheError):
+        sink.set_all({"ip-src-192.0.2.1": b"x"})
+
+
+def test_non_positive_ttl_refused():
+    with pytest.raises(MemcacheError, match="TTL"):
+        MemcacheSink(["127.0.0.1:11211"], ttl=0)

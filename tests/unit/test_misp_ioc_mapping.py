@@ -1,0 +1,165 @@
+"""Mapping of MISP attributes (restSearch JSON) to Zeek intel rows and memcached keys.
+
+The expected rows follow MISP's Zeek export (app/Lib/Export/ZeekExport.php): meta.source
+"<instance> (<event uuid>) - <org>", meta.desc "<event info>. <comment>", meta.url
+"<misp>/events/view/<id>".
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, Mapper
+
+EVENT = {"id": "42", "uuid": "5e1b0c8a-0000-4000-8000-000000000042", "info": "Botnet C2", "orgc_id": "7"}
+SOURCE = f"MISP ({EVENT['uuid']}) - CIRCL"
+URL = "https://misp.example.org/events/view/42"
+
+
+def mapped(*attrs, event=EVENT):
+    mapper = Mapper("https://misp.example.org/", "MISP", {"7": "CIRCL"})
+    for i, (mtype, value, *comment) in enumerate(attrs):
+        mapper.add(
+            {"id": str(i), "type": mtype, "value": value, "comment": comment[0] if comment else "", "Event": event}
+        )
+    return mapper.export
+
+
+def rows(export):
+    return sorted((r.indicator, r.indicator_type) for r in export.rows.values())
+
+
+@pytest.mark.parametrize(
+    ("mtype", "value", "expected"),
+    [
+        ("ip-src", "192.0.2.1", [("192.0.2.1", "Intel::ADDR")]),
+        ("ip-dst", "198.51.100.0/24", [("198.51.100.0/24", "Intel::SUBNET")]),
+        ("ip-dst", "2001:0db8:0000::0001", [("2001:db8::1", "Intel::ADDR")]),
+        ("ip-dst|port", "203.0.113.9|443", [("203.0.113.9", "Intel::ADDR")]),
+        ("ip-src|port", "203.0.113.0/28|22", [("203.0.113.0/28", "Intel::SUBNET")]),
+        ("domain|ip", "evil.example|192.0.2.7", [("192.0.2.7", "Intel::ADDR"), ("evil.example", "Intel::DOMAIN")]),
+        ("hostname", "c2.evil.example", [("c2.evil.example", "Intel::DOMAIN")]),
+        ("url", "https://evil.example/x?a=1", [("evil.example/x?a=1", "Intel::URL")]),
+        ("url", "HTTP://evil.example/", [("evil.example/", "Intel::URL")]),
+        ("url", "ftp://evil.example/f", [("ftp://evil.example/f", "Intel::URL")]),
+        ("email-src", "a@evil.example", [("a@evil.example", "Intel::EMAIL")]),
+        ("target-email", "b@site.example", [("b@site.example", "Intel::EMAIL")]),
+        ("filename", "invoice.pdf.exe", [("invoice.pdf.exe", "Intel::FILE_NAME")]),
+        ("sha256", "a" * 64, [("a" * 64, "Intel::FILE_HASH")]),
+        ("ssdeep", "24:abc:def", [("24:abc:def", "Intel::FILE_HASH")]),
+        (
+            "filename|md5",
+            "x.exe|" + "b" * 32,
+            [("b" * 32, "Intel::FILE_HASH"), ("x.exe", "Intel::FILE_NAME")],
+        ),
+        ("malware-sample", "y.dll|" + "c" * 32, [("c" * 32, "Intel::FILE_HASH"), ("y.dll", "Intel::FILE_NAME")]),
+        ("x509-fingerprint-sha1", "d" * 40, [("d" * 40, "Intel::CERT_HASH")]),
+        ("user-agent", "EvilBot/1.0", [("EvilBot/1.0", "Intel::SOFTWARE")]),
+    ],
+)
+def test_zeek_mapping(mtype, value, expected):
+    assert rows(mapped((mtype, value))) == expected
+
+
+def test_meta_fields_as_misp_exports_them():
+    (row,) = mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.values()
+    assert row.source == SOURCE
+    assert row.desc == "Botnet C2. seen in logs"
+    assert row.url == URL
+    (row,) = mapped(("ip-src", "192.0.2.1")).rows.values()
+    assert row.desc == "Botnet C2"
+
+
+def test_unknown_org_falls_back_to_its_id():
+    mapper = Mapper("https://m", "MISP", {})
+    mapper.add({"type": "domain", "value": "x.example", "Event": EVENT})
+    assert next(iter(mapper.export.rows.values())).source == f"MISP ({EVENT['uuid']}) - org 7"
+
+
+@pytest.mark.parametrize(
+    ("mtype", "value", "reason"),
+    [
+        ("ja3-fingerprint-md5", "e" * 32, "unsupported type ja3-fingerprint-md5"),
+        ("btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "unsupported type btc"),
+        ("ip-src", "999.1.1.1", "invalid address"),
+        ("ip-dst", "not an ip", "invalid address"),
+        ("domain", "", "empty value"),
+        ("domain", " \t ", "empty value"),
+    ],
+)
+def test_bad_values_are_counted_not_exported(mtype, value, reason):
+    export = mapped((mtype, value))
+    assert rows(export) == []
+    assert export.skipped[reason] == 1
+    assert export.keys == {}
+
+
+def test_value_with_tab_and_newline_is_one_clean_row():
+    assert rows(mapped(("user-agent", "Evil\tBot\n2.0"))) == [("Evil Bot 2.0", "Intel::SOFTWARE")]
+
+
+def test_duplicates_merged_within_an_event():
+    export = mapped(("ip-dst", "192.0.2.1"), ("ip-dst|port", "192.0.2.1|80"), ("domain|ip", "a.example|192.0.2.1"))
+    assert rows(export) == [("192.0.2.1", "Intel::ADDR"), ("a.example", "Intel::DOMAIN")]
+
+
+def test_same_indicator_in_two_events_keeps_both_sources():
+    mapper = Mapper("https://m", "MISP", {"7": "CIRCL"})
+    mapper.add({"type": "ip-dst", "value": "192.0.2.1", "Event": EVENT})
+    mapper.add({"type": "ip-dst", "value": "192.0.2.1", "Event": dict(EVENT, id="43", uuid="u43")})
+    assert len(mapper.export.rows) == 2
+
+
+def test_memcached_keys_keep_direction_and_events():
+    mapper = Mapper("https://m", "MISP", {})
+    mapper.add({"type": "ip-src", "value": "192.0.2.1", "Event": EVENT})
+    mapper.add({"type": "ip-dst|port", "value": "192.0.2.1|443", "Event": dict(EVENT, id="50", uuid="u50")})
+    mapper.add({"type": "ip-dst", "value": "192.0.2.1", "Event": EVENT})
+    mapper.add({"type": "ip-dst", "value": "198.51.100.0/24", "Event": EVENT})
+    mapper.add({"type": "domain|ip", "value": "a.example|192.0.2.9", "Event": EVENT})
+    export = mapper.export
+    assert export.key_counts() == {"ip-src": 1, "ip-dst": 1}
+    values = {k: json.loads(v) for k, v in export.key_values().items()}
+    assert values["ip-src-192.0.2.1"] == {
+        "misp": [{"event_id": 42, "event_uuid": EVENT["uuid"], "info": "Botnet C2", "type": "ip-src"}]
+    }
+    assert [e["event_id"] for e in values["ip-dst-192.0.2.1"]["misp"]] == [50, 42]  # newest first
+    assert export.skipped["not a single address (memcached)"] == 1
+
+
+def test_memcached_value_lists_at_most_ten_events():
+    mapper = Mapper("https://m", "MISP", {})
+    for i in range(15):
+        mapper.add({"type": "ip-src", "value": "192.0.2.1", "Event": dict(EVENT, id=str(i), uuid=f"u{i}")})
+    hits = json.loads(mapper.export.key_values()["ip-src-192.0.2.1"])["misp"]
+    assert [h["event_id"] for h in hits] == list(range(14, 4, -1))
+
+
+def test_default_query_is_the_wg_practice():
+    q = Filters().query()
+    assert q["to_ids"] == 1
+    assert q["published"] is True
+    assert q["publish_timestamp"] == "30d"
+    assert q["tags"] == {"NOT": ["tlp:red"]}
+    assert "ip-dst|port" in q["type_attribute"]
+    assert "ja3-fingerprint-md5" not in q["type_attribute"]
+    assert "eventid" not in q and "org" not in q
+
+
+def test_query_with_every_filter():
+    q = Filters(
+        to_ids=False,
+        published=False,
+        publish_window=None,
+        tags_include=("tlp:green",),
+        tags_exclude=(),
+        types=("ip-src",),
+        event_ids=("1", "2"),
+        orgs=("CERN",),
+    ).query()
+    assert "to_ids" not in q and "published" not in q and "publish_timestamp" not in q
+    assert q["tags"] == {"OR": ["tlp:green"]}
+    assert q["type_attribute"] == ["ip-src"]
+    assert q["eventid"] == ["1", "2"]
+    assert q["org"] == ["CERN"]
