@@ -56,7 +56,7 @@ sanity: venv  ## ansible-test sanity on the collection
 
 .PHONY: unit
 unit: venv build  ## pytest unit tests (run against the built collection)
-	pytest tests/unit
+	pytest -n 2 tests/unit
 
 .PHONY: molecule
 molecule: venv hosts build  ## Molecule: converge, idempotence, verify for every scenario
