@@ -32,6 +32,10 @@ $(VENV)/.installed: requirements-dev.txt
 .PHONY: venv
 venv: $(VENV)/.installed  ## Controller tooling in $(VENV)
 
+.PHONY: deps
+deps:  ## Debian packages the tests use on the controller (memcached, shellcheck)
+	tests/deps.sh
+
 .PHONY: hosts
 hosts:  ## Podman and the Debian 12 systemd image for test hosts (root)
 	tests/hosts/setup.sh
@@ -51,11 +55,11 @@ lint: venv  ## yamllint, ansible-lint (production profile), ruff, changelog frag
 	antsibull-changelog lint
 
 .PHONY: sanity
-sanity: venv  ## ansible-test sanity on the collection
+sanity: venv deps  ## ansible-test sanity on the collection
 	tests/sanity/run.sh
 
 .PHONY: unit
-unit: venv build  ## pytest unit tests (run against the built collection)
+unit: venv build deps  ## pytest unit tests (run against the built collection)
 	pytest -n 2 tests/unit
 
 .PHONY: molecule

@@ -24,14 +24,7 @@ if [ ! -s "$cache" ]; then
   cp "$top/tests/sanity/get_pip_offline.py" "$cache"
 fi
 # The shellcheck sanity test is skipped (with only a warning) without the program.
-if ! command -v shellcheck >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -q shellcheck >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -q shellcheck >/dev/null; }
-  else
-    echo "shellcheck is required for the shellcheck sanity test; install it" >&2; exit 1
-  fi
-fi
+"$top/tests/deps.sh"
 cd "$dest"
 git init -q && git add -A   # ansible-test lists files through git
 python_version=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests use on the controller: memcached (a real server for the
+# memcached client tests), shellcheck (ansible-test's shellcheck sanity test), openssl.
+set -euo pipefail
+need=()
+for p in memcached shellcheck openssl; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
+[ "${#need[@]}" -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the tests need these Debian packages: ${need[*]} (install them as root)" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
