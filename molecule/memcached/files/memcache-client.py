@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """A memcached text-protocol client for the tests, as the MISP sync host and Logstash use it.
 
 memcache-client HOST PORT set KEY VALUE TTL   -> prints STORED

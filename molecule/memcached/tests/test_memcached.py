@@ -37,7 +37,7 @@ def pid(server) -> int:
 
 
 def mc(client, *args: str):
-    command = "memcache-client memcached-server" + " %s" * (len(args) + 1)
+    command = "python3 /usr/local/lib/memcache-client.py memcached-server" + " %s" * (len(args) + 1)
     return client.run(command, str(PORT), *args)
 
 
