@@ -220,8 +220,10 @@ class Mapper:
         kind = MEMCACHED_KINDS.get(mtype)
         if kind is not None:
             parsed = _ip(clean(values[0]))
-            if parsed is None or parsed[1] == SUBNET:
-                ex.skipped["not a single address (memcached)"] += 1
+            if parsed is None:
+                return  # counted above as an invalid address
+            if parsed[1] == SUBNET:
+                ex.skipped["network, no memcached key"] += 1
                 return
             eid = event.get("id")
             hit = (int(eid) if str(eid).isdigit() else 0, str(event.get("uuid", "")), info, mtype)
@@ -294,21 +296,23 @@ def apply(
 ) -> Outcome:
     """Write the export where it differs from what is there (unless check_mode).
 
-    memcached keys are always re-set when writing, to refresh their TTL; only keys that
-    were missing or held another value count as changes.
+    memcached is read before the intel file is written, so an unreachable memcached
+    fails the run with the intel file untouched. Keys are always re-set when writing,
+    to refresh their TTL; only keys that were missing or held another value count as
+    changes.
     """
     out = Outcome()
+    values = export.key_values() if sink is not None else {}
+    if sink is not None:
+        out.keys_changed = sink.count_different(values)
     if zeek_intel_path:
         out.intel_after = render(list(export.rows.values()), do_notice)
         out.intel_before = read(zeek_intel_path)
         out.intel_changed = out.intel_before != out.intel_after
         if out.intel_changed and not check_mode:
             write_atomic(zeek_intel_path, out.intel_after)
-    if sink is not None:
-        values = export.key_values()
-        out.keys_changed = sink.count_different(values)
-        if not check_mode:
-            sink.set_all(values)
+    if sink is not None and not check_mode:
+        sink.set_all(values)
     return out
 
 
@@ -322,7 +326,7 @@ def summary(export: Export, outcome: Outcome) -> dict[str, Any]:
         "memcached_keys": len(export.keys),
         "memcached_keys_changed": outcome.keys_changed,
         "intel_changed": outcome.intel_changed,
-        "skipped": dict(export.skipped),
+        "not_exported": dict(export.skipped),
     }
 
 

@@ -64,7 +64,7 @@ options:
   types:
     description:
       - MISP attribute types to ask for. Empty asks for every type that maps to Zeek
-        intel or memcached; types without a mapping are counted in RV(skipped).
+        intel or memcached; types without a mapping are counted in RV(not_exported).
     type: list
     elements: str
     default: []
@@ -177,7 +177,7 @@ memcached_keys_changed:
   returned: success
   type: int
   sample: 0
-skipped:
+not_exported:
   description: Attributes or values left out, per reason.
   returned: success
   type: dict

@@ -1602,6 +1602,8 @@ class MispDouble:
                 return self._edit_event(positional[0], data, path)
             if key == ("events", "publish") and positional:
                 return 200, _dumps(self._publish(positional[0], path)), {}
+            if key == ("events", "delete") and positional:
+                return 200, _dumps(self._delete_event(positional[0], path)), {}
             if key == ("objects", "add") and positional:
                 return self._add_object(positional[0], data, path)
             if key == ("attributes", "add") and positional:
@@ -2038,6 +2040,25 @@ class MispDouble:
             if tag.get("name") and not any(t["name"].lower() == tag["name"].lower() for t in current):
                 current.append(self.store.tag_entry(tag))
         return True
+
+    def _delete_event(self, ident: str, path: str) -> dict:
+        """EventsController::delete (REST): RestResponse saveSuccessResponse."""
+        event = self._event(ident, path)
+        event_id = int(event["id"])
+        del self.store.events[event_id]
+        self.store.event_by_uuid.pop(event["uuid"], None)
+        for attr_uuid, entry in list(self.store.attr_by_uuid.items()):
+            if entry[0] == event_id:
+                del self.store.attr_by_uuid[attr_uuid]
+        self.store.touch()
+        return {
+            "saved": True,
+            "success": True,
+            "name": "Event deleted.",
+            "message": "Event deleted.",
+            "url": f"/events/delete/{event_id}",
+            "id": str(event_id),
+        }
 
     def _publish(self, ident: str, path: str) -> dict:
         """EventsController::publish (REST, background jobs enabled)."""

@@ -127,7 +127,7 @@ def test_memcached_keys_keep_direction_and_events():
         "misp": [{"event_id": 42, "event_uuid": EVENT["uuid"], "info": "Botnet C2", "type": "ip-src"}]
     }
     assert [e["event_id"] for e in values["ip-dst-192.0.2.1"]["misp"]] == [50, 42]  # newest first
-    assert export.skipped["not a single address (memcached)"] == 1
+    assert export.skipped["network, no memcached key"] == 1
 
 
 def test_memcached_value_lists_at_most_ten_events():

@@ -1,0 +1,432 @@
+"""The MISP modules end to end: ansible-playbook -> module -> the MISP API double (fed
+with CIRCL's OSINT events) and a real memcached.
+
+The exported intel is checked against tests/misp_double/zeek_expect.py, a port of MISP's
+own Zeek export written apart from the collection's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pymemcache.client.base import Client
+
+pytestmark = pytest.mark.usefixtures("collections_path")
+
+CIRCL_UUID = re.compile(r"\(([0-9a-f-]{36})\)")
+
+
+def run_task(tmp_path: Path, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
+    """Run one task of ``wlcg.soc.<module>`` on localhost; its result as a dict."""
+    book = tmp_path / f"task-{time.monotonic_ns()}.yml"
+    book.write_text(
+        json.dumps(
+            [{"hosts": "localhost", "gather_facts": False, "tasks": [{f"wlcg.soc.{module}": args, "register": "r"}]}]
+        )
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_NOCOLOR="1",
+    )
+    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    out = done.stdout
+    try:
+        data = json.loads(out[out.index("{") :])
+    except ValueError:
+        pytest.fail(f"no JSON from ansible-playbook:\n{out}\n{done.stderr}")
+    return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def memcached():
+    port = free_port()
+    proc = subprocess.Popen(
+        [shutil.which("memcached") or "memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"]
+    )
+    for _attempt in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def loaded(misp_double, circl_events):
+    misp_double.add_events(circl_events)
+    return misp_double, circl_events
+
+
+def export_args(double, tmp_path: Path, **extra) -> dict:
+    args = {
+        "misp_url": double.url,
+        "misp_key": double.key,
+        "validate_certs": False,  # the double serves plain http on loopback
+        "zeek_intel_path": str(tmp_path / "misp.intel"),
+        "timeout": 5,
+    }
+    args.update(extra)
+    return args
+
+
+def intel_rows(path: Path) -> set[tuple[str, str, str]]:
+    rows = set()
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url")
+    for line in lines[1:]:
+        cells = line.split("\t")
+        assert len(cells) == len(lines[0].split("\t")) - 1, line
+        rows.add((cells[0], cells[1], CIRCL_UUID.search(cells[2]).group(1)))
+    return rows
+
+
+def test_circl_export_matches_misps_zeek_export(loaded, tmp_path):
+    from misp_double.zeek_expect import expected_rows
+
+    double, events = loaded
+    res = run_task(tmp_path, "misp_ioc_export", export_args(double, tmp_path, do_notice=True))
+    assert res["changed"] is True, res
+    ours = intel_rows(tmp_path / "misp.intel")
+    # No CIRCL event carries tlp:red, so the default exclusion removes nothing here.
+    assert not any(t["name"] == "tlp:red" for e in events for t in e["Event"].get("Tag", []))
+    expected = expected_rows(events, sanitize_like_php=False)
+    assert len(expected) > 300
+    # Documented differences from MISP's export: addresses in canonical form, the
+    # plain `email` type exported too, the URL scheme stripped whatever its case.
+    missing = expected - ours
+    assert missing == set(), sorted(missing)[:20]
+    extra = ours - expected
+    assert all(t == "Intel::EMAIL" for _, t, _ in extra), sorted(extra)[:20]
+    assert res["intel_rows"] == len(ours)
+    assert res["attributes"] > 0 and res["pages"] == 1
+    # Known indicators of long_event.json and very_long_event.json (ip-dst|port).
+    indicators = {(i, t) for i, t, _ in ours}
+    assert ("103.240.203.232", "Intel::ADDR") in indicators
+    assert ("gugehotel.cn", "Intel::DOMAIN") in indicators
+    assert ("174.127.99.225", "Intel::ADDR") in indicators
+    meta = (tmp_path / "misp.intel").read_text()
+    assert f"{double.url}/events/view/" in meta
+    assert "\tT\n" in meta
+
+
+def test_second_run_changes_nothing(loaded, tmp_path, memcached):
+    double, _ = loaded
+    args = export_args(double, tmp_path, memcached_servers=[memcached], memcached_ttl=600)
+    first = run_task(tmp_path, "misp_ioc_export", args)
+    assert first["changed"] and first["memcached_keys"] > 0
+    assert first["memcached_keys_changed"] == first["memcached_keys"]
+    stat = (tmp_path / "misp.intel").stat()
+    second = run_task(tmp_path, "misp_ioc_export", args)
+    assert second["changed"] is False, second
+    assert second["memcached_keys_changed"] == 0
+    assert (tmp_path / "misp.intel").stat().st_ino == stat.st_ino
+    assert (tmp_path / "misp.intel").stat().st_mtime_ns == stat.st_mtime_ns
+    # A key that was changed behind our back is a change, and is put back.
+    host, port = memcached.split(":")
+    client = Client((host, int(port)))
+    key = next(k for k in ("ip-dst-174.127.99.225", "ip-src-174.127.99.225") if client.get(k))
+    good = client.get(key)
+    client.set(key, b"tampered", noreply=False)
+    third = run_task(tmp_path, "misp_ioc_export", args)
+    assert third["changed"] is True and third["memcached_keys_changed"] == 1
+    assert client.get(key) == good
+    value = json.loads(good)
+    assert value["misp"][0]["type"] in ("ip-dst", "ip-dst|port", "ip-src", "ip-src|port")
+    assert {"event_id", "event_uuid", "info", "type"} <= set(value["misp"][0])
+    client.close()
+
+
+def test_source_and_destination_keys_stay_distinct(misp_double, tmp_path, memcached):
+    misp_double.add_event(
+        {
+            "Event": {
+                "info": "both directions",
+                "published": True,
+                "publish_timestamp": str(int(time.time())),
+                "Orgc": {"name": "CIRCL"},
+                "Attribute": [
+                    {"type": "ip-src", "value": "192.0.2.10", "to_ids": True, "category": "Network activity"},
+                    {"type": "ip-dst", "value": "192.0.2.10", "to_ids": True, "category": "Network activity"},
+                ],
+            }
+        }
+    )
+    res = run_task(tmp_path, "misp_ioc_export", export_args(misp_double, tmp_path, memcached_servers=[memcached]))
+    assert res["memcached"] == {"ip-src": 1, "ip-dst": 1}
+    host, port = memcached.split(":")
+    client = Client((host, int(port)))
+    assert json.loads(client.get("ip-src-192.0.2.10"))["misp"][0]["type"] == "ip-src"
+    assert json.loads(client.get("ip-dst-192.0.2.10"))["misp"][0]["type"] == "ip-dst"
+    client.close()
+
+
+def test_check_mode_writes_nothing_and_shows_the_diff(loaded, tmp_path, memcached):
+    double, _ = loaded
+    args = export_args(double, tmp_path, memcached_servers=[memcached])
+    res = run_task(tmp_path, "misp_ioc_export", args, check=True, diff=True)
+    assert res["changed"] is True
+    assert not (tmp_path / "misp.intel").exists()
+    assert "gugehotel.cn\tIntel::DOMAIN" in res["diff"]["after"]
+    host, port = memcached.split(":")
+    assert Client((host, int(port))).get("ip-dst-174.127.99.225") is None
+
+
+def test_malformed_values_and_unknown_types_are_counted(misp_double, tmp_path):
+    misp_double.add_event(
+        {
+            "Event": {
+                "info": "messy",
+                "published": True,
+                "publish_timestamp": str(int(time.time())),
+                "Orgc": {"name": "CIRCL"},
+                "Attribute": [
+                    {"type": "ip-dst", "value": "300.1.2.3", "to_ids": True, "category": "Network activity"},
+                    {"type": "domain", "value": "tab\there.example", "to_ids": True, "category": "Network activity"},
+                    {
+                        "type": "btc",
+                        "value": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+                        "to_ids": True,
+                        "category": "Financial fraud",
+                    },
+                    {"type": "ja3-fingerprint-md5", "value": "a" * 32, "to_ids": True, "category": "Network activity"},
+                    {"type": "hostname", "value": "ok.example", "to_ids": True, "category": "Network activity"},
+                ],
+            }
+        }
+    )
+    res = run_task(
+        tmp_path,
+        "misp_ioc_export",
+        export_args(misp_double, tmp_path, types=["ip-dst", "domain", "btc", "ja3-fingerprint-md5", "hostname"]),
+    )
+    assert res["changed"] is True, res
+    assert res["not_exported"] == {
+        "invalid address": 1,
+        "unsupported type btc": 1,
+        "unsupported type ja3-fingerprint-md5": 1,
+    }
+    text = (tmp_path / "misp.intel").read_text()
+    assert "tab here.example\tIntel::DOMAIN" in text
+    assert "ok.example\tIntel::DOMAIN" in text
+    assert "300.1.2.3" not in text and "JA3" not in text
+
+
+def _faults():
+    return {
+        "outage": lambda d: d.stop(),
+        "timeout": lambda d: setattr(d, "delay", 8),
+        "unauthorised": None,  # wrong key
+        "server error": lambda d: d.fail_status.update({"/attributes/restSearch": 500}),
+        "forbidden": lambda d: d.fail_status.update({"/attributes/restSearch": 403}),
+        "invalid json": lambda d: d.invalid_json_on.add("/attributes/restSearch"),
+        "page 2 fails": lambda d: setattr(d, "fail_on_page", 2),
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("outage", "is unreachable"),
+        ("timeout", "did not answer in time"),
+        ("unauthorised", "refused the API key"),
+        ("server error", "attributes restSearch page 1"),
+        ("forbidden", "refused the API key (HTTP 403)"),
+        ("invalid json", "attributes restSearch page 1"),
+        ("page 2 fails", "attributes restSearch page 2"),
+    ],
+)
+def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault, message):
+    double, _ = loaded
+    args = export_args(double, tmp_path, memcached_servers=[memcached], page_size=200)
+    good = run_task(tmp_path, "misp_ioc_export", args)
+    assert good["changed"] and good["pages"] > 2
+    before = (tmp_path / "misp.intel").read_bytes()
+    host, port = memcached.split(":")
+    client = Client((host, int(port)))
+    key_value = client.get("ip-dst-174.127.99.225") or client.get("ip-src-174.127.99.225")
+    # Something new in MISP that a successful run would export.
+    double.add_event(
+        {
+            "Event": {
+                "info": "new",
+                "published": True,
+                "publish_timestamp": str(int(time.time())),
+                "Orgc": {"name": "CIRCL"},
+                "Attribute": [
+                    {"type": "ip-dst", "value": "198.51.100.99", "to_ids": True, "category": "Network activity"}
+                ],
+            }
+        }
+    )
+    if fault == "unauthorised":
+        args["misp_key"] = "x" * 40
+    else:
+        _faults()[fault](double)
+    res = run_task(tmp_path, "misp_ioc_export", args)
+    assert res.get("failed") is True, res
+    assert message in res["msg"], res["msg"]
+    assert double.key not in json.dumps(res)
+    assert (tmp_path / "misp.intel").read_bytes() == before
+    assert client.get("ip-dst-198.51.100.99") is None
+    assert (client.get("ip-dst-174.127.99.225") or client.get("ip-src-174.127.99.225")) == key_value
+    client.close()
+
+
+def test_memcached_down_keeps_the_intel_file(loaded, tmp_path):
+    double, _ = loaded
+    path = tmp_path / "misp.intel"
+    path.write_bytes(b"#fields\tindicator\tindicator_type\tmeta.source\nold\tIntel::DOMAIN\tx\n")
+    before = path.read_bytes()
+    res = run_task(
+        tmp_path, "misp_ioc_export", export_args(double, tmp_path, memcached_servers=[f"127.0.0.1:{free_port()}"])
+    )
+    assert res.get("failed") is True
+    assert "memcached 127.0.0.1:" in res["msg"]
+    assert path.read_bytes() == before
+
+
+def test_tags_and_types_filters(loaded, tmp_path):
+    double, events = loaded
+    res = run_task(
+        tmp_path,
+        "misp_ioc_export",
+        export_args(double, tmp_path, types=["domain", "hostname"], tags_exclude=['misp-galaxy:malpedia="SamSam"']),
+    )
+    rows = intel_rows(tmp_path / "misp.intel")
+    assert {t for _, t, _ in rows} == {"Intel::DOMAIN"}
+    samsam = {e["Event"]["uuid"] for e in events if "SamSam" in e["Event"]["info"]}
+    assert samsam and not {u for *_, u in rows} & samsam
+    assert res["intel"] == {"Intel::DOMAIN": len(rows)}
+
+
+WORKSHOP_EVENT = {
+    "info": "Bot contacting C2 at 172.19.0.77",
+    "distribution": "this_community_only",
+    "threat_level": "high",
+    "analysis": "ongoing",
+    "tags": ["tlp:green"],
+    "attributes": [
+        {"type": "ip-dst|port", "value": "172.19.0.77|8080"},
+        {"type": "url", "value": "http://172.19.0.77:8080/payload.bin"},
+    ],
+    "objects": [
+        {
+            "name": "file",
+            "attributes": [
+                {"relation": "filename", "value": "payload.bin"},
+                {"relation": "md5", "value": "0cc175b9c0f1b6a831c399e269772661"},
+                {"relation": "sha1", "value": "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"},
+            ],
+        }
+    ],
+    "published": True,
+}
+
+
+def test_misp_event_workshop_flow(misp_double, tmp_path):
+    args = {"misp_url": misp_double.url, "misp_key": misp_double.key, "validate_certs": False, **WORKSHOP_EVENT}
+    planned = run_task(tmp_path, "misp_event", args, check=True)
+    assert planned["changed"] is True and "create event" in planned["changes"]
+    assert misp_double.event_ids == []
+    created = run_task(tmp_path, "misp_event", args)
+    assert created["changed"] is True, created
+    assert created["event"]["published"] is True
+    event = misp_double.get_event(created["event"]["uuid"])["Event"]
+    assert [t["name"] for t in event["Tag"]] == ["tlp:green"]
+    assert {(a["type"], a["value"], a["to_ids"]) for a in event["Attribute"]} == {
+        ("ip-dst|port", "172.19.0.77|8080", True),
+        ("url", "http://172.19.0.77:8080/payload.bin", True),
+    }
+    (obj,) = event["Object"]
+    assert {(a["object_relation"], a["value"]) for a in obj["Attribute"]} == {
+        ("filename", "payload.bin"),
+        ("md5", "0cc175b9c0f1b6a831c399e269772661"),
+        ("sha1", "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"),
+    }
+    again = run_task(tmp_path, "misp_event", args)
+    assert again["changed"] is False, again["changes"]
+    # A new attribute: added, and the event published again.
+    more = dict(args, attributes=[*args["attributes"], {"type": "domain", "value": "c2.example"}])
+    updated = run_task(tmp_path, "misp_event", more)
+    assert updated["changes"] == ["add attribute domain c2.example", "publish"]
+    assert misp_double.get_event(created["event"]["uuid"])["Event"]["published"] in (True, 1, "1")
+    assert run_task(tmp_path, "misp_event", more)["changed"] is False
+    # The export then carries the workshop's indicators into Zeek intel.
+    run_task(tmp_path, "misp_ioc_export", export_args(misp_double, tmp_path))
+    text = (tmp_path / "misp.intel").read_text()
+    for row in (
+        "172.19.0.77\tIntel::ADDR",
+        "172.19.0.77:8080/payload.bin\tIntel::URL",
+        "0cc175b9c0f1b6a831c399e269772661\tIntel::FILE_HASH",
+        "payload.bin\tIntel::FILE_NAME",
+        "c2.example\tIntel::DOMAIN",
+    ):
+        assert row in text, row
+    gone = run_task(tmp_path, "misp_event", {**args, "state": "absent"})
+    assert gone["changed"] is True, gone.get("msg")
+    assert misp_double.event_ids == []
+
+
+def test_misp_event_bad_object_relation(misp_double, tmp_path):
+    args = {
+        "misp_url": misp_double.url,
+        "misp_key": misp_double.key,
+        "validate_certs": False,
+        "info": "bad object",
+        "objects": [{"name": "file", "attributes": [{"relation": "no-such-relation", "value": "x"}]}],
+    }
+    res = run_task(tmp_path, "misp_event", args)
+    assert res.get("failed") is True
+    assert "object 'file'" in res["msg"]
+
+
+def test_zeek_intel_module(tmp_path):
+    path = tmp_path / "site.intel"
+    base = {"path": str(path), "mode": "0644"}
+    present = {
+        **base,
+        "indicators": [
+            {"indicator": "192.0.2.77", "type": "ADDR", "desc": "C2\treported", "url": "https://t.example/1"},
+            {"indicator": "198.51.100.7/24", "type": "Intel::SUBNET"},
+        ],
+    }
+    res = run_task(tmp_path, "zeek_intel", present, check=True, diff=True)
+    assert res["changed"] and not path.exists()
+    res = run_task(tmp_path, "zeek_intel", present)
+    assert res["changed"] and res["added"] == ["Intel::ADDR 192.0.2.77", "Intel::SUBNET 198.51.100.0/24"]
+    assert path.read_text() == (
+        "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\n"
+        "192.0.2.77\tIntel::ADDR\tsite\tC2 reported\thttps://t.example/1\n"
+        "198.51.100.0/24\tIntel::SUBNET\tsite\t-\t-\n"
+    )
+    assert run_task(tmp_path, "zeek_intel", present)["changed"] is False
+    absent = {**base, "indicators": [{"indicator": "192.0.2.77", "type": "ADDR", "state": "absent"}]}
+    res = run_task(tmp_path, "zeek_intel", absent)
+    assert res["removed"] == ["Intel::ADDR 192.0.2.77"]
+    assert "192.0.2.77" not in path.read_text() and "198.51.100.0/24" in path.read_text()
+    bad = run_task(tmp_path, "zeek_intel", {**base, "indicators": [{"indicator": "192.0.2.300", "type": "ADDR"}]})
+    assert bad.get("failed") and "indicators[0] ('192.0.2.300'): not a valid Intel::ADDR" in bad["msg"]
