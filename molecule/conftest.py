@@ -29,9 +29,26 @@ def _inventory_hosts(path: Path) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hosts(*names): run the test only on these Molecule hosts")
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
     if not inventory or not Path(inventory).is_file():
         return
     names = _inventory_hosts(Path(inventory))
     if names:
         config.option.hosts = ",".join(f"podman://{n}" for n in names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the (test, host) pairs that a ``@pytest.mark.hosts(...)`` marker excludes."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("hosts")
+        callspec = getattr(item, "callspec", None)
+        host_id = callspec.id if callspec is not None else ""
+        if marker and not any(host_id == f"podman://{n}" or host_id.endswith(f"://{n}") for n in marker.args):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -1373,6 +1373,9 @@ class MispDouble:
         version: str = MISP_VERSION,
         describe_types: str | Path | dict | None = None,
         cache_ttl: float = 60.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_name: str | None = None,
     ):
         self.key = key or secrets.token_hex(20)
         if len(self.key) != 40:
@@ -1389,7 +1392,10 @@ class MispDouble:
         self.invalid_json_on: set[str] = set()
         self.delay: float = 0.0
         self._tls = tls
-        self._port = 0
+        self._host = host
+        self._port = port
+        # The name clients use in URLs (and the TLS certificate carries).
+        self._public_name = public_name or host
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -1409,9 +1415,9 @@ class MispDouble:
 
         Handler.double = double
         try:
-            server = _QuietServer(("127.0.0.1", self._port), Handler)
+            server = _QuietServer((self._host, self._port), Handler)
         except OSError:
-            server = _QuietServer(("127.0.0.1", 0), Handler)
+            server = _QuietServer((self._host, 0), Handler)
         server.daemon_threads = True
         scheme = "http"
         if self._tls:
@@ -1421,7 +1427,7 @@ class MispDouble:
             scheme = "https"
         self._server = server
         self._port = server.server_address[1]
-        self.url = f"{scheme}://127.0.0.1:{self._port}"
+        self.url = f"{scheme}://{self._public_name}:{self._port}"
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
 
