@@ -120,11 +120,11 @@ def test_circl_export_matches_misps_zeek_export(loaded, tmp_path):
     missing = expected - ours
     assert missing == set(), sorted(missing)[:20]
     extra = ours - expected
-    assert all(t == "Intel::EMAIL" for _, t, _ in extra), sorted(extra)[:20]
+    assert all(t == "Intel::EMAIL" for t in (row[1] for row in extra)), sorted(extra)[:20]
     assert res["intel_rows"] == len(ours)
     assert res["attributes"] > 0 and res["pages"] == 1
     # Known indicators of long_event.json and very_long_event.json (ip-dst|port).
-    indicators = {(i, t) for i, t, _ in ours}
+    indicators = {row[:2] for row in ours}
     assert ("103.240.203.232", "Intel::ADDR") in indicators
     assert ("gugehotel.cn", "Intel::DOMAIN") in indicators
     assert ("174.127.99.225", "Intel::ADDR") in indicators
@@ -134,7 +134,7 @@ def test_circl_export_matches_misps_zeek_export(loaded, tmp_path):
 
 
 def test_second_run_changes_nothing(loaded, tmp_path, memcached):
-    double, _ = loaded
+    double = loaded[0]
     args = export_args(double, tmp_path, memcached_servers=[memcached], memcached_ttl=600)
     first = run_task(tmp_path, "misp_ioc_export", args)
     assert first["changed"] and first["memcached_keys"] > 0
@@ -185,7 +185,7 @@ def test_source_and_destination_keys_stay_distinct(misp_double, tmp_path, memcac
 
 
 def test_check_mode_writes_nothing_and_shows_the_diff(loaded, tmp_path, memcached):
-    double, _ = loaded
+    double = loaded[0]
     args = export_args(double, tmp_path, memcached_servers=[memcached])
     res = run_task(tmp_path, "misp_ioc_export", args, check=True, diff=True)
     assert res["changed"] is True
@@ -260,7 +260,7 @@ def _faults():
     ],
 )
 def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault, message):
-    double, _ = loaded
+    double = loaded[0]
     args = export_args(double, tmp_path, memcached_servers=[memcached], page_size=200)
     good = run_task(tmp_path, "misp_ioc_export", args)
     assert good["changed"] and good["pages"] > 2
@@ -297,7 +297,7 @@ def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault
 
 
 def test_memcached_down_keeps_the_intel_file(loaded, tmp_path):
-    double, _ = loaded
+    double = loaded[0]
     path = tmp_path / "misp.intel"
     path.write_bytes(b"#fields\tindicator\tindicator_type\tmeta.source\nold\tIntel::DOMAIN\tx\n")
     before = path.read_bytes()
@@ -317,9 +317,9 @@ def test_tags_and_types_filters(loaded, tmp_path):
         export_args(double, tmp_path, types=["domain", "hostname"], tags_exclude=['misp-galaxy:malpedia="SamSam"']),
     )
     rows = intel_rows(tmp_path / "misp.intel")
-    assert {t for _, t, _ in rows} == {"Intel::DOMAIN"}
+    assert {row[1] for row in rows} == {"Intel::DOMAIN"}
     samsam = {e["Event"]["uuid"] for e in events if "SamSam" in e["Event"]["info"]}
-    assert samsam and not {u for *_, u in rows} & samsam
+    assert samsam and not {row[2] for row in rows} & samsam
     assert res["intel"] == {"Intel::DOMAIN": len(rows)}
 
 
