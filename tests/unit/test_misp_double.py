@@ -509,7 +509,7 @@ def test_event_endpoints_follow_misp(misp_double):
 # ----------------------------------------------------------------------------- data
 
 
-def test_generate_events_mix_and_speed():
+def test_generate_events_mix_and_paging():
     events = list(generate_events(20_000, seed=7, now=NOW))
     assert events == list(generate_events(20_000, seed=7, now=NOW))
     attrs = [a for e in events for a, _ev in flat(e)]
@@ -548,12 +548,10 @@ def test_generate_events_mix_and_speed():
             "limit": 50_000,
         }
         raw(double, {**body, "page": 1})
+        # Full pages from the cached result (its speed is measured in benchmarks/).
         for page in (2, 3):
-            start = time.monotonic()
             response = raw(double, {**body, "page": page})
-            took = time.monotonic() - start
             assert len(response.json()["response"]["Attribute"]) == 50_000
-            assert took < 1.5, f"a 50k page took {took:.2f}s"
 
 
 def test_circl_sources():
