@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 from .memcache import MemcacheSink
 from .misp import MispError, call, connect
-from .zeek_intel import UNSET, IntelRow, clean, read, render, write_atomic
+from .zeek_intel import UNSET, clean, read, render, same_content, write_atomic
 
 ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
 _HASHES = [
@@ -78,6 +79,7 @@ MEMCACHED_KINDS = {
     "ip-dst|port": "ip-dst",
 }
 MAX_EVENTS_PER_KEY = 10
+DIFF_BEFORE_MAX = 1 << 20
 _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
 
 
@@ -124,28 +126,38 @@ class Filters:
 class Export:
     """What one pass over MISP produced."""
 
-    rows: dict[tuple[str, str, str], IntelRow] = field(default_factory=dict)
+    # (indicator, Zeek type, meta.source) -> (meta.desc, meta.url): the first one wins.
+    rows: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     keys: dict[str, list[tuple[int, str, str, str]]] = field(default_factory=dict)
     attributes: int = 0
     pages: int = 0
     skipped: Counter = field(default_factory=Counter)
 
     def intel_counts(self) -> dict[str, int]:
-        return dict(Counter(r.indicator_type for r in self.rows.values()))
+        return dict(Counter(key[1] for key in self.rows))
 
     def key_counts(self) -> dict[str, int]:
         return dict(Counter(k.rsplit("-", 1)[0] for k in self.keys))
 
     def key_values(self) -> dict[str, bytes]:
         """memcached values: the MISP events that name the address, newest first."""
+        fragments: dict[tuple[int, str, str, str], str] = {}  # one JSON object per hit
+
+        def fragment(hit: tuple[int, str, str, str]) -> str:
+            text = fragments.get(hit)
+            if text is None:
+                text = json.dumps(
+                    {"event_id": hit[0], "event_uuid": hit[1], "info": hit[2], "type": hit[3]},
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                )
+                fragments[hit] = text
+            return text
+
         out = {}
         for key, hits in self.keys.items():
             events = sorted(set(hits), reverse=True)[:MAX_EVENTS_PER_KEY]
-            out[key] = json.dumps(
-                {"misp": [{"event_id": e[0], "event_uuid": e[1], "info": e[2], "type": e[3]} for e in events]},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode("utf-8")
+            out[key] = ('{"misp":[' + ",".join(fragment(e) for e in events) + "]}").encode("utf-8")
         return out
 
 
@@ -216,7 +228,7 @@ class Mapper:
             if indicator == UNSET:
                 ex.skipped["empty value"] += 1
                 continue
-            ex.rows.setdefault((indicator, zeek_type, source), IntelRow(indicator, zeek_type, source, desc, url))
+            ex.rows.setdefault((indicator, zeek_type, source), (desc, url))
         kind = MEMCACHED_KINDS.get(mtype)
         if kind is not None:
             parsed = _ip(clean(values[0]))
@@ -306,9 +318,12 @@ def apply(
     if sink is not None:
         out.keys_changed = sink.count_different(values)
     if zeek_intel_path:
-        out.intel_after = render(list(export.rows.values()), do_notice)
-        out.intel_before = read(zeek_intel_path)
-        out.intel_changed = out.intel_before != out.intel_after
+        out.intel_after = render(export.rows, do_notice)
+        out.intel_changed = not same_content(zeek_intel_path, out.intel_after)
+        if out.intel_changed and os.path.exists(zeek_intel_path):
+            # Kept for the diff only when small: the file can be 100+ MB.
+            small = os.path.getsize(zeek_intel_path) <= DIFF_BEFORE_MAX
+            out.intel_before = read(zeek_intel_path) if small else b"(a large intel file)\n"
         if out.intel_changed and not check_mode:
             write_atomic(zeek_intel_path, out.intel_after)
     if sink is not None and not check_mode:

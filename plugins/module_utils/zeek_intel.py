@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from typing import NamedTuple
 
 INTEL_TYPES = frozenset(
@@ -52,21 +53,30 @@ def clean(value: str | None) -> str:
     """A field value safe for the file: no TAB/newline, never empty (``-`` if unset)."""
     if value is None:
         return UNSET
-    value = _BREAKING.sub(" ", value).strip()
-    return value or UNSET
+    if not value.isprintable():  # the common case skips the regex (a hot path)
+        value = _BREAKING.sub(" ", value)
+    return value.strip() or UNSET
 
 
-def render(rows: list[IntelRow] | set[IntelRow], do_notice: bool | None = None) -> bytes:
-    """The whole file for ``rows``, sorted so that the same set gives the same bytes."""
+def render(rows: Mapping[tuple[str, str, str], tuple[str, str]], do_notice: bool | None = None) -> bytes:
+    """The whole file for ``rows`` ({(indicator, type, source): (desc, url)}), sorted so
+    that the same set gives the same bytes. Encoded in slices to bound peak memory."""
     fields = BASE_FIELDS + ((NOTICE_FIELD,) if do_notice is not None else ())
-    notice = ("T" if do_notice else "F") if do_notice is not None else None
-    lines = ["#fields\t" + "\t".join(fields)]
-    for row in sorted(rows):
-        cells = list(row)
-        if notice is not None:
-            cells.append(notice)
-        lines.append("\t".join(cells))
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    tail = ("\tT" if do_notice else "\tF") if do_notice is not None else ""
+    chunks = [("#fields\t" + "\t".join(fields) + "\n").encode("utf-8")]
+    keys = sorted(rows)
+    for start in range(0, len(keys), 10000):
+        lines = []
+        for key in keys[start : start + 10000]:
+            desc, url = rows[key]
+            lines.append(f"{key[0]}\t{key[1]}\t{key[2]}\t{desc}\t{url}{tail}\n")
+        chunks.append("".join(lines).encode("utf-8"))
+    return b"".join(chunks)
+
+
+def rows_of(items: list[IntelRow]) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """``render``'s input for a list of rows (the last of equal keys wins)."""
+    return {tuple(row[:3]): tuple(row[3:]) for row in items}
 
 
 def parse(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
@@ -96,13 +106,32 @@ def read(path: str) -> bytes | None:
         return None
 
 
+def same_content(path: str, data: bytes) -> bool:
+    """Whether ``path`` holds exactly ``data``, read in slices (files can be large)."""
+    try:
+        if os.path.getsize(path) != len(data):
+            return False
+        view = memoryview(data)
+        with open(path, "rb") as handle:
+            offset = 0
+            while True:
+                block = handle.read(1 << 20)
+                if not block:
+                    return offset == len(data)
+                if view[offset : offset + len(block)] != block:
+                    return False
+                offset += len(block)
+    except FileNotFoundError:
+        return False
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> bool:
     """Replace ``path`` with ``data`` (temp file, fsync, rename); False if already equal.
 
     A reader sees the old file or the new one, never a part; after a crash the old
     file is still there.
     """
-    if read(path) == data:
+    if same_content(path, data):
         return False
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".intel-", dir=directory)

@@ -148,6 +148,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.zeek_intel import (
     parse,
     read,
     render,
+    rows_of,
     write_atomic,
 )
 
@@ -223,7 +224,7 @@ def main():
         else:
             rows.pop(row[:3], None)
 
-    after = render(list(rows.values()), module.params["do_notice"])
+    after = render(rows_of(list(rows.values())), module.params["do_notice"])
     changed = before != after
     result = {
         "rows": len(rows),

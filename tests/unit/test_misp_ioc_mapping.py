@@ -28,7 +28,7 @@ def mapped(*attrs, event=None):
 
 
 def rows(export):
-    return sorted((r.indicator, r.indicator_type) for r in export.rows.values())
+    return sorted(key[:2] for key in export.rows)
 
 
 @pytest.mark.parametrize(
@@ -65,18 +65,18 @@ def test_zeek_mapping(mtype, value, expected):
 
 
 def test_meta_fields_as_misp_exports_them():
-    row = next(iter(mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.values()))
-    assert row.source == SOURCE
-    assert row.desc == "Botnet C2. seen in logs"
-    assert row.url == URL
-    row = next(iter(mapped(("ip-src", "192.0.2.1")).rows.values()))
-    assert row.desc == "Botnet C2"
+    ((key, (desc, url)),) = mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.items()
+    assert key == ("192.0.2.1", "Intel::ADDR", SOURCE)
+    assert desc == "Botnet C2. seen in logs"
+    assert url == URL
+    ((key, (desc, url)),) = mapped(("ip-src", "192.0.2.1")).rows.items()
+    assert desc == "Botnet C2"
 
 
 def test_unknown_org_falls_back_to_its_id():
     mapper = Mapper("https://m", "MISP", {})
     mapper.add({"type": "domain", "value": "x.example", "Event": EVENT})
-    assert next(iter(mapper.export.rows.values())).source == f"MISP ({EVENT['uuid']}) - org 7"
+    assert next(iter(mapper.export.rows))[2] == f"MISP ({EVENT['uuid']}) - org 7"
 
 
 @pytest.mark.parametrize(

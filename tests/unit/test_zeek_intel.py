@@ -13,12 +13,12 @@ def test_render_exact_format():
         zi.IntelRow("b.example", "Intel::DOMAIN", "src", "d", "u"),
         zi.IntelRow("192.0.2.1", "Intel::ADDR", "src"),
     ]
-    assert zi.render(rows) == (
+    assert zi.render(zi.rows_of(rows)) == (
         b"#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\n"
         b"192.0.2.1\tIntel::ADDR\tsrc\t-\t-\n"
         b"b.example\tIntel::DOMAIN\tsrc\td\tu\n"
     )
-    with_notice = zi.render(rows, do_notice=True).splitlines()
+    with_notice = zi.render(zi.rows_of(rows), do_notice=True).splitlines()
     assert with_notice[0].endswith(b"\tmeta.url\tmeta.do_notice")
     assert with_notice[1].endswith(b"\t-\tT")
 
