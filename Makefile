@@ -69,6 +69,10 @@ molecule: venv hosts build  ## Molecule: converge, idempotence, verify for every
 .PHONY: test
 test: lint sanity unit molecule  ## Everything CI runs
 
+.PHONY: bench
+bench: venv deps  ## Benchmarks (benchmarks/README.md); not part of `make test`
+	python benchmarks/misp_sync.py $(BENCH_ARGS)
+
 .PHONY: lab
 lab: venv hosts build  ## Start the local lab and deploy the SOC into it
 	ansible-playbook tests/lab/create.yml -i inventories/lab

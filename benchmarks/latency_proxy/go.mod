@@ -1,0 +1,3 @@
+module wlcg.soc/benchmarks/latency_proxy
+
+go 1.21
