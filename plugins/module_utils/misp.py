@@ -28,6 +28,17 @@ class MispError(Exception):
     """A MISP request failed; the message says why (never includes the key)."""
 
 
+def misp_argument_spec() -> dict:
+    """The connection options of every MISP module (documented in the wlcg.soc.misp doc fragment)."""
+    return dict(
+        misp_url=dict(type="str", required=True),
+        misp_key=dict(type="str", required=True, no_log=True),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="float", default=60),
+    )
+
+
 def _redact(text: str, key: str) -> str:
     return text.replace(key, "********") if key else text
 

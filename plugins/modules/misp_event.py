@@ -166,7 +166,13 @@ changes:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.wlcg.soc.plugins.module_utils.misp import PYMISP_IMPORT_ERROR, MispError, call, connect
+from ansible_collections.wlcg.soc.plugins.module_utils.misp import (
+    PYMISP_IMPORT_ERROR,
+    MispError,
+    call,
+    connect,
+    misp_argument_spec,
+)
 
 try:
     from pymisp import MISPAttribute, MISPEvent, MISPObject
@@ -259,11 +265,7 @@ def _build_object(module, o):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            misp_url=dict(type="str", required=True),
-            misp_key=dict(type="str", required=True, no_log=True),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="float", default=60),
+            **misp_argument_spec(),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             uuid=dict(type="str"),
             info=dict(type="str"),

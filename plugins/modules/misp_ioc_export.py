@@ -190,7 +190,12 @@ from ansible_collections.wlcg.soc.plugins.module_utils.memcache import (
     MemcacheError,
     MemcacheSink,
 )
-from ansible_collections.wlcg.soc.plugins.module_utils.misp import PYMISP_IMPORT_ERROR, MispError, connect
+from ansible_collections.wlcg.soc.plugins.module_utils.misp import (
+    PYMISP_IMPORT_ERROR,
+    MispError,
+    connect,
+    misp_argument_spec,
+)
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, apply, collect, summary
 
 # Above this many lines, the diff shows counts instead of the whole file.
@@ -212,11 +217,7 @@ def _diff(path, before, after):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            misp_url=dict(type="str", required=True),
-            misp_key=dict(type="str", required=True, no_log=True),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="float", default=60),
+            **misp_argument_spec(),
             to_ids=dict(type="bool", default=True),
             published=dict(type="bool", default=True),
             publish_window=dict(type="str", default="30d"),
