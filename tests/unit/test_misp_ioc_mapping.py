@@ -65,11 +65,13 @@ def test_zeek_mapping(mtype, value, expected):
 
 
 def test_meta_fields_as_misp_exports_them():
-    ((key, (desc, url)),) = mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows.items()
+    rows_ = mapped(("ip-src", "192.0.2.1", "seen\tin\nlogs")).rows
+    assert len(rows_) == 1
+    key, (desc, url) = next(iter(rows_.items()))
     assert key == ("192.0.2.1", "Intel::ADDR", SOURCE)
     assert desc == "Botnet C2. seen in logs"
     assert url == URL
-    ((key, (desc, url)),) = mapped(("ip-src", "192.0.2.1")).rows.items()
+    desc = next(iter(mapped(("ip-src", "192.0.2.1")).rows.values()))[0]
     assert desc == "Botnet C2"
 
 
