@@ -60,7 +60,20 @@ if [ "$(cat /etc/containers/containers.conf 2>/dev/null)" != "$conf" ]; then
   mv /etc/containers/containers.conf.tmp /etc/containers/containers.conf
 fi
 
-# 3. The image.
+# 3. A stale aardvark-dns pid file. When aardvark-dns is killed (not stopped by netavark)
+#    its pid file stays; netavark later sends SIGHUP ("reload") to whatever process has
+#    reused that pid, which has killed test runs. Only remove it when the pid is not an
+#    aardvark-dns process.
+pidfile=/run/containers/networks/aardvark-dns/aardvark.pid
+if [ -f "$pidfile" ]; then
+  pid=$(tr -dc 0-9 < "$pidfile")
+  if [ -z "$pid" ] || [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != aardvark-dns ]; then
+    log "removing stale $pidfile (pid ${pid:-none} is not aardvark-dns)"
+    rm -f "$pidfile"
+  fi
+fi
+
+# 4. The image.
 image_rev() { podman image inspect --format '{{ index .Config.Labels "org.wlcg-soc.image-rev" }}' "$IMAGE" 2>/dev/null || true; }
 if [ "$(image_rev)" = "$IMAGE_REV" ]; then
   log "image $IMAGE (rev $IMAGE_REV) present"
