@@ -13,12 +13,16 @@ The MISP-to-Zeek mapping follows MISP's own Zeek export (app/Lib/Export/ZeekExpo
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
 import re
+import socket
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,12 +167,38 @@ class Export:
 
 def _ip(value: str) -> tuple[str, str] | None:
     """(normalised value, ADDR or SUBNET), or None when not an address or network."""
+    if "/" not in value:
+        # Fast path for the common case: inet_pton accepts only four decimal octets
+        # without leading zeros, i.e. exactly the canonical IPv4 form ipaddress gives.
+        try:
+            socket.inet_pton(socket.AF_INET, value)
+        except (OSError, ValueError):
+            pass
+        else:
+            return value, ADDR
     try:
         if "/" in value:
             return str(ipaddress.ip_network(value, strict=False)), SUBNET
         return str(ipaddress.ip_address(value)), ADDR
     except ValueError:
         return None
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around the mapping of a large export.
+
+    The export holds millions of acyclic objects (tuples, strings, dicts); each full
+    collection would walk all of them again for nothing. Reference counting still
+    frees everything; the collector's previous state is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Mapper:
@@ -209,9 +239,9 @@ class Mapper:
         first, second = ZEEK_MAPPING[mtype]
         # Composite values (ip|port, filename|hash, malware-sample) carry two parts.
         values = raw.split("|", 1) if ("|" in mtype or second is not None) else [raw]
-        for zeek_type, value in (
-            (first, values[0]),
-            (second, values[1] if len(values) > 1 else None),
+        first_ip = None  # the parsed first value when it is an address
+        for position, (zeek_type, value) in enumerate(
+            ((first, values[0]), (second, values[1] if len(values) > 1 else None))
         ):
             if zeek_type is None or value is None:
                 continue
@@ -221,6 +251,8 @@ class Mapper:
                 if parsed is None:
                     ex.skipped["invalid address"] += 1
                     continue
+                if position == 0:
+                    first_ip = parsed
                 # A network is a SUBNET even where MISP's mapping says ADDR.
                 indicator, zeek_type = parsed
             elif zeek_type == "Intel::URL":
@@ -231,22 +263,26 @@ class Mapper:
             ex.rows.setdefault((indicator, zeek_type, source), (desc, url))
         kind = MEMCACHED_KINDS.get(mtype)
         if kind is not None:
-            parsed = _ip(clean(values[0]))
-            if parsed is None:
+            if first_ip is None:
                 return  # counted above as an invalid address
-            if parsed[1] == SUBNET:
+            if first_ip[1] == SUBNET:
                 ex.skipped["network, no memcached key"] += 1
                 return
             eid = event.get("id")
             hit = (int(eid) if str(eid).isdigit() else 0, str(event.get("uuid", "")), info, mtype)
-            ex.keys.setdefault(f"{kind}-{parsed[0]}", []).append(hit)
+            ex.keys.setdefault(f"{kind}-{first_ip[0]}", []).append(hit)
 
 
 def fetch_pages(misp: Any, filters: Filters, page_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Attribute pages in MISP's order; MispError on any failure."""
+    """Attribute pages in MISP's order; MispError on any failure.
+
+    While the caller maps page N, page N+1 is already being requested (one request at
+    a time, on one worker thread), so MISP's time and ours overlap. A page is only
+    requested when the one before it was full, as without the prefetch.
+    """
     query = filters.query()
-    page = 1
-    while True:
+
+    def get(page: int) -> list[dict[str, Any]]:
         result = call(
             misp,
             f"attributes restSearch page {page}",
@@ -261,10 +297,19 @@ def fetch_pages(misp: Any, filters: Filters, page_size: int) -> Iterator[list[di
         attrs = result.get("Attribute") if isinstance(result, dict) else None
         if not isinstance(attrs, list):
             raise MispError(f"attributes restSearch page {page}: unexpected answer from MISP ({type(result).__name__})")
-        yield attrs
-        if len(attrs) < page_size:
-            return
-        page += 1
+        return attrs
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as pool:
+        page = 1
+        pending = pool.submit(get, page)
+        while True:
+            attrs = pending.result()
+            if len(attrs) >= page_size:
+                page += 1
+                pending = pool.submit(get, page)
+            yield attrs
+            if len(attrs) < page_size:
+                return
 
 
 def org_names(misp: Any) -> dict[str, str]:
@@ -284,10 +329,11 @@ def org_names(misp: Any) -> dict[str, str]:
 def collect(misp: Any, misp_url: str, filters: Filters, page_size: int = 10000, source_name: str = "MISP") -> Export:
     """Fetch every page and map it; nothing is written here."""
     mapper = Mapper(misp_url, source_name, org_names(misp))
-    for attrs in fetch_pages(misp, filters, page_size):
-        mapper.export.pages += 1
-        for attr in attrs:
-            mapper.add(attr)
+    with _gc_paused():
+        for attrs in fetch_pages(misp, filters, page_size):
+            mapper.export.pages += 1
+            for attr in attrs:
+                mapper.add(attr)
     return mapper.export
 
 
@@ -314,11 +360,13 @@ def apply(
     changes.
     """
     out = Outcome()
-    values = export.key_values() if sink is not None else {}
+    with _gc_paused():
+        values = export.key_values() if sink is not None else {}
     if sink is not None:
         out.keys_changed = sink.count_different(values)
     if zeek_intel_path:
-        out.intel_after = render(export.rows, do_notice)
+        with _gc_paused():
+            out.intel_after = render(export.rows, do_notice)
         out.intel_changed = not same_content(zeek_intel_path, out.intel_after)
         if out.intel_changed and os.path.exists(zeek_intel_path):
             # Kept for the diff only when small: the file can be 100+ MB.

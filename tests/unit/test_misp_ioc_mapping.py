@@ -7,10 +7,12 @@ The expected rows follow MISP's Zeek export (app/Lib/Export/ZeekExport.php): met
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import random
 
 import pytest
-from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, Mapper
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, Mapper, _ip
 
 EVENT = {"id": "42", "uuid": "5e1b0c8a-0000-4000-8000-000000000042", "info": "Botnet C2", "orgc_id": "7"}
 SOURCE = f"MISP ({EVENT['uuid']}) - CIRCL"
@@ -167,3 +169,26 @@ def test_query_with_every_filter():
     assert q["type_attribute"] == ["ip-src"]
     assert q["eventid"] == ["1", "2"]
     assert q["org"] == ["CERN"]
+
+
+def reference_ip(value):
+    """What the address parsing must give: Python's ipaddress, nothing else."""
+    try:
+        if "/" in value:
+            return str(ipaddress.ip_network(value, strict=False)), "Intel::SUBNET"
+        return str(ipaddress.ip_address(value)), "Intel::ADDR"
+    except ValueError:
+        return None
+
+
+def test_address_fast_path_agrees_with_ipaddress():
+    tricky = [
+        "192.0.2.1", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3.04", "1.2.3",  # noqa: S104
+        "1.2.3.4.5", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4\x00", "1..3.4", "0x1.2.3.4", "1.2.3.-4",
+        "+1.2.3.4", "1.2.3.4/32", "1.2.3.4/24", "::1", "::ffff:1.2.3.4", "2001:DB8::1", "1.2.3.٤", "",
+    ]  # fmt: skip
+    rng = random.Random(7)  # noqa: S311 - reproducible inputs
+    pieces = ["0", "00", "1", "9", "10", "99", "255", "256", "007", "1000", "", "a"]
+    generated = [".".join(rng.choices(pieces, k=rng.choice((3, 4, 4, 5)))) for _value in range(5000)]
+    for value in tricky + generated:
+        assert _ip(value) == reference_ip(value), value
