@@ -111,3 +111,24 @@ def circl_events():
 
 
 _CIRCL_EVENTS = None
+
+
+# The Kibana / OpenSearch Dashboards API double (tests/kibana_double), importable as
+# `kibana_double` (tests/ is on sys.path, see above).
+@pytest.fixture
+def kibana_api():
+    """A running Kibana 8 API double (http on 127.0.0.1) with a `security` space, stopped after the test."""
+    from kibana_double import KibanaDouble
+
+    with KibanaDouble("kibana") as double:
+        double.add_space("security", "Security")
+        yield double
+
+
+@pytest.fixture
+def dashboards_api():
+    """A running OpenSearch Dashboards 2 API double (http on 127.0.0.1), stopped after the test."""
+    from kibana_double import KibanaDouble
+
+    with KibanaDouble("dashboards", username="admin") as double:
+        yield double

@@ -1,0 +1,45 @@
+"""Serve the Kibana API double as a process (for trying the modules by hand):
+
+    python3 -m kibana_double --port 5601 --flavor kibana --password-file pw.txt [--space security]
+
+Runs until SIGTERM. The user is ``elastic`` unless ``--username`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from .server import KibanaDouble
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="kibana_double")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5601)
+    parser.add_argument("--flavor", choices=("kibana", "dashboards"), default="kibana")
+    parser.add_argument("--username", default="elastic")
+    parser.add_argument("--password-file", required=True)
+    parser.add_argument("--space", action="append", default=[], help="extra space to create (repeatable)")
+    args = parser.parse_args()
+    double = KibanaDouble(
+        args.flavor,
+        username=args.username,
+        password=Path(args.password_file).read_text().strip(),
+        host=args.host,
+        port=args.port,
+    )
+    for space in args.space:
+        double.add_space(space)
+    print(f"{args.flavor} double serving at {double.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
+    signal.signal(signal.SIGINT, lambda *_args: stop.set())
+    stop.wait()
+    double.stop()
+
+
+if __name__ == "__main__":
+    main()
