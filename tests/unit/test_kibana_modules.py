@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from kibana_double import DASHBOARDS_EXPORT, KIBANA_EXPORT
+from module_runner import run_task
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -26,33 +23,6 @@ SOC_OBJECTS = {
     "visualization:wlcg-soc-zeek-services",
     "dashboard:wlcg-soc-zeek-overview",
 }
-
-
-def run_task(tmp_path: Path, module: str, args: dict, check: bool = False, diff: bool = False) -> tuple[dict, str]:
-    """Run one task of ``wlcg.soc.<module>`` on localhost: (its result, everything ansible-playbook printed)."""
-    book = tmp_path / f"task-{time.monotonic_ns()}.yml"
-    book.write_text(
-        json.dumps(
-            [{"hosts": "localhost", "gather_facts": False, "tasks": [{f"wlcg.soc.{module}": args, "register": "r"}]}]
-        )
-    )
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    out = done.stdout
-    try:
-        data = json.loads(out[out.index("{") :])
-    except ValueError:
-        pytest.fail(f"no JSON from ansible-playbook:\n{out}\n{done.stderr}")
-    return data["plays"][0]["tasks"][0]["hosts"]["localhost"], out + done.stderr
 
 
 def conn(double, **extra) -> dict:

@@ -8,15 +8,14 @@ own Zeek export written apart from the collection's code.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import module_runner
 import pytest
 from pymemcache.client.base import Client
 
@@ -27,29 +26,7 @@ CIRCL_UUID = re.compile(r"\(([0-9a-f-]{36})\)")
 
 def run_task(tmp_path: Path, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
     """Run one task of ``wlcg.soc.<module>`` on localhost; its result as a dict."""
-    book = tmp_path / f"task-{time.monotonic_ns()}.yml"
-    book.write_text(
-        json.dumps(
-            [{"hosts": "localhost", "gather_facts": False, "tasks": [{f"wlcg.soc.{module}": args, "register": "r"}]}]
-        )
-    )
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    out = done.stdout
-    try:
-        data = json.loads(out[out.index("{") :])
-    except ValueError:
-        pytest.fail(f"no JSON from ansible-playbook:\n{out}\n{done.stderr}")
-    return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return module_runner.run_task(tmp_path, module, args, check=check, diff=diff)[0]
 
 
 def free_port() -> int:

@@ -7,14 +7,12 @@ Expected pins are written out by hand from each host's layout, not computed.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from ansible_collections.wlcg.soc.plugins.module_utils import zeek_layout as zl
+from module_runner import run_tasks
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -555,22 +553,7 @@ def test_plan_is_pure_topology_only():
 
 def run_play(tmp_path: Path, tasks: list[dict], check: bool = False) -> list[dict]:
     """Run tasks of a play on localhost; each task's result for localhost."""
-    book = tmp_path / "play.yml"
-    book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)] + (["--check"] if check else [])
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    try:
-        data = json.loads(done.stdout[done.stdout.index("{") :])
-    except ValueError:
-        pytest.fail(f"no JSON from ansible-playbook:\n{done.stdout}\n{done.stderr}")
-    return [task["hosts"]["localhost"] for task in data["plays"][0]["tasks"]]
+    return run_tasks(tmp_path, tasks, check=check)[0]
 
 
 def test_module_end_to_end(tmp_path):
