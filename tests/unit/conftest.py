@@ -132,3 +132,35 @@ def dashboards_api():
 
     with KibanaDouble("dashboards", username="admin") as double:
         yield double
+
+
+# Real Elasticsearch and OpenSearch nodes (tests/search/engine.py) for the search modules'
+# tests. Both start together the first time a test asks for either; under pytest-xdist the
+# workers of a run share them (SharedNodes), so they start once per run, and stop when the
+# last worker that used them is done.
+SEARCH_FLAVOURS = ("elasticsearch", "opensearch")
+
+
+@pytest.fixture(scope="session")
+def search_nodes():
+    from search.engine import SharedNodes
+
+    nodes = SharedNodes(SEARCH_FLAVOURS, os.environ.get("PYTEST_XDIST_TESTRUNUID"))
+    yield nodes
+    nodes.release()
+
+
+@pytest.fixture(params=SEARCH_FLAVOURS)
+def search_node(request, search_nodes):
+    """A running node of each engine in turn (``url``, ``username``/``password`` or None)."""
+    return search_nodes.get(request.param)
+
+
+@pytest.fixture
+def elasticsearch_node(search_nodes):
+    return search_nodes.get("elasticsearch")
+
+
+@pytest.fixture
+def opensearch_node(search_nodes):
+    return search_nodes.get("opensearch")
