@@ -648,3 +648,43 @@ def plan(state: str, exists: bool, before: Any, after: Any) -> str:
 
 def diff_of(header: str, before: Any, after: Any) -> dict:
     return {"before": as_json(before), "after": as_json(after), "before_header": header, "after_header": header}
+
+
+def reconcile(
+    module: Any,
+    result: dict,
+    header: str,
+    warning: str,
+    desired: Any,
+    read: Callable[[], Any],
+    compare: Callable[[Any, Any], tuple],
+    write: Callable[[bool], None],
+    delete: Callable[[], None],
+) -> Any:
+    """The modules' common present/absent flow; fills ``result`` and returns the stored
+    object (normalised) after the run, or None.
+
+    ``read`` returns the stored body or None; ``compare(desired, stored)`` both
+    normalised; ``write(exists)`` stores ``desired``; ``delete`` removes it. ``header``
+    titles the diff; ``warning`` is given when what was written reads back differently.
+    """
+    state = module.params["state"]
+    stored = read()
+    before, after = compare(desired, stored or {})
+    if stored is None:
+        before = None
+    action = plan(state, stored is not None, before, after)
+    if state == "absent":
+        after = None
+    result.update(operation=action, changed=action != "none")
+    if module._diff and action != "none":
+        result["diff"] = diff_of(header, before, after)
+    if action in ("create", "update") and not module.check_mode:
+        write(stored is not None)
+        stored_now, wanted = compare(desired, read())
+        if stored_now != wanted:
+            module.warn(warning)
+        after = stored_now
+    elif action == "delete" and not module.check_mode:
+        delete()
+    return after

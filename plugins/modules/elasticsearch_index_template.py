@@ -145,9 +145,8 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SearchError,
     client_from_params,
     compare_template,
-    diff_of,
     path_part,
-    plan,
+    reconcile,
     search_argument_spec,
 )
 
@@ -194,27 +193,18 @@ def main():
         client = client_from_params(p)
         info = client.connect()
         result.update(engine=info["engine"], engine_version=info["version"])
-        stored = read(client, kind, name)
-        before, after = compare_template(p["body"], stored or {})
-        if stored is None:
-            before = None
-        action = plan(p["state"], stored is not None, before, after)
-        if p["state"] == "absent":
-            after = None
-        result.update(operation=action, changed=action != "none")
-        if module._diff and action != "none":
-            result["diff"] = diff_of(f"{kind} template {name}", before, after)
-        if action in ("create", "update") and not module.check_mode:
-            client.request("PUT", path, body=p["body"])
-            stored_now, wanted = compare_template(p["body"], read(client, kind, name))
-            if stored_now != wanted:
-                module.warn(
-                    f"the server stores {kind} template {name} differently from the body, so the next run "
-                    "will report a change again; write the body as the server returns it (see the diff)"
-                )
-            after = stored_now
-        elif action == "delete" and not module.check_mode:
-            client.request("DELETE", path)
+        after = reconcile(
+            module,
+            result,
+            header=f"{kind} template {name}",
+            warning=f"the server stores {kind} template {name} differently from the body, so the next run "
+            "will report a change again; write the body as the server returns it (see the diff)",
+            desired=p["body"],
+            read=lambda: read(client, kind, name),
+            compare=compare_template,
+            write=lambda exists: client.request("PUT", path, body=p["body"]),
+            delete=lambda: client.request("DELETE", path),
+        )
         if after is not None:
             result["template"] = after
     except SearchError as exc:

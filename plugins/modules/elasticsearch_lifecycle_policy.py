@@ -150,9 +150,8 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     client_from_params,
     compare_ilm,
     compare_ism,
-    diff_of,
     path_part,
-    plan,
+    reconcile,
     search_argument_spec,
     unwrap_policy,
 )
@@ -222,27 +221,18 @@ def main():
         info = client.connect()
         api = Ism(client, name) if info["engine"] == "opensearch" else Ilm(client, name)
         result.update(engine=info["engine"], engine_version=info["version"], api=api.name)
-        stored = api.read()
-        before, after = api.compare(desired, stored or {})
-        if stored is None:
-            before = None
-        action = plan(p["state"], stored is not None, before, after)
-        if p["state"] == "absent":
-            after = None
-        result.update(operation=action, changed=action != "none")
-        if module._diff and action != "none":
-            result["diff"] = diff_of(f"{api.name} policy {name}", before, after)
-        if action in ("create", "update") and not module.check_mode:
-            api.write(desired, exists=stored is not None)
-            stored_now, wanted = api.compare(desired, api.read())
-            if stored_now != wanted:
-                module.warn(
-                    f"the server stores policy {name} differently from the given one, so the next run "
-                    "will report a change again; write the policy as the server returns it (see the diff)"
-                )
-            after = stored_now
-        elif action == "delete" and not module.check_mode:
-            client.request("DELETE", api.path)
+        after = reconcile(
+            module,
+            result,
+            header=f"{api.name} policy {name}",
+            warning=f"the server stores policy {name} differently from the given one, so the next run "
+            "will report a change again; write the policy as the server returns it (see the diff)",
+            desired=desired,
+            read=api.read,
+            compare=api.compare,
+            write=lambda exists: api.write(desired, exists=exists),
+            delete=lambda: client.request("DELETE", api.path),
+        )
         if after is not None:
             result["policy"] = after
     except SearchError as exc:
