@@ -49,4 +49,13 @@ printf '%s\n' "${scenarios[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one "$@"' _
 failed=$(awk '$2 != 0 {print $1}' "$logs/results")
 passed=$(awk '$2 == 0' "$logs/results" | wc -l)
 echo "molecule: $passed passed, $(echo -n "$failed" | grep -c . || true) failed"
-[ -z "$failed" ] || { echo "molecule: failed scenarios: $failed" >&2; exit 1; }
+[ -z "$failed" ] || {
+  # The logs above can be long; repeat what failed last, where a truncated console keeps it.
+  for s in $failed; do
+    echo "===== why $s failed (from $logs/$s.log):"
+    grep -E -m 40 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E  |Idempotence test failed|failed=[1-9]|unreachable=[1-9]|check mode reported' \
+      "$logs/$s.log" | cut -c1-400 || true
+  done
+  echo "molecule: failed scenarios: $failed" >&2
+  exit 1
+}

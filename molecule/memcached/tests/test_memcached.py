@@ -81,10 +81,14 @@ def test_client_reaches_the_server_by_name(server, client, address):
 
 
 def test_client_sets_and_gets_a_key_with_ttl(client):
-    res = mc(client, "set", KEY, "misp-event-4242", "2")
-    assert res.rc == 0 and res.stdout.strip() == "STORED", res.stderr
-    assert mc(client, "get", KEY).stdout.strip() == "misp-event-4242"
-    time.sleep(3)
+    # Set and read back in one exec: each `podman exec` can take seconds on a loaded host,
+    # longer than a short TTL. The TTL is counted from our own clock, not from the exec.
+    ttl = 5
+    start = time.monotonic()
+    mc_py = "python3 /usr/local/lib/memcache-client.py memcached-server"
+    res = client.run(f"{mc_py} {PORT} set %s misp-event-4242 {ttl} && {mc_py} {PORT} get %s", KEY, KEY)
+    assert res.rc == 0 and res.stdout.split() == ["STORED", "misp-event-4242"], (res.stdout, res.stderr)
+    time.sleep(max(0.0, ttl + 2 - (time.monotonic() - start)))
     res = mc(client, "get", KEY)
     assert res.rc == 0 and res.stdout.strip() == "", "the key outlived its TTL"
 
