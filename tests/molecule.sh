@@ -53,8 +53,8 @@ echo "molecule: $passed passed, $(echo -n "$failed" | grep -c . || true) failed"
   # The logs above can be long; repeat what failed last, where a truncated console keeps it.
   for s in $failed; do
     echo "===== why $s failed (from $logs/$s.log):"
-    grep -E -m 40 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E  |Idempotence test failed|failed=[1-9]|unreachable=[1-9]|check mode reported' \
-      "$logs/$s.log" | cut -c1-400 || true
+    grep -E 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|E  |Idempotence test failed|failed=[1-9]|unreachable=[1-9]|check mode reported' \
+      "$logs/$s.log" | grep -v 'RETRYING' | head -n 40 | cut -c1-400 || true
   done
   echo "molecule: failed scenarios: $failed" >&2
   exit 1

@@ -73,7 +73,14 @@ if [ -f "$pidfile" ]; then
   fi
 fi
 
-# 4. The image.
+# 4. vm.max_map_count is the host kernel's, not the container's, and read-only inside:
+#    the elasticsearch role's hosts need at least 262144 (only ever raised here).
+if [ "$(cat /proc/sys/vm/max_map_count)" -lt 262144 ]; then
+  log "raising vm.max_map_count to 262144 (Elasticsearch test hosts)"
+  sysctl -q -w vm.max_map_count=262144
+fi
+
+# 5. The image.
 image_rev() { podman image inspect --format '{{ index .Config.Labels "org.wlcg-soc.image-rev" }}' "$IMAGE" 2>/dev/null || true; }
 if [ "$(image_rev)" = "$IMAGE_REV" ]; then
   log "image $IMAGE (rev $IMAGE_REV) present"

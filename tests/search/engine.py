@@ -25,6 +25,7 @@ Elasticsearch 9) among ``WLCG_SOC_TEST_JAVA_HOME``, the ``java`` on PATH and
 ``/usr/lib/jvm/*``.
 
     python3 -m search.engine elasticsearch   # from tests/: start one, print its URL, wait
+    python3 -m search.engine elasticsearch --fetch   # only fetch: {"path": ..., "sha1": ...}
 """
 
 from __future__ import annotations
@@ -512,7 +513,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="search.engine", description="Run a test node until interrupted.")
     parser.add_argument("flavour", choices=sorted(COORDINATES))
     parser.add_argument("--version")
+    parser.add_argument("--fetch", action="store_true", help="only fetch and check the zip; print its path and SHA-1")
     args = parser.parse_args()
+    if args.fetch:
+        zip_path = fetch(args.flavour, args.version or wanted_version(args.flavour))
+        print(json.dumps({"path": str(zip_path), "sha1": sha1_of(zip_path)}))
+        return
     node = SearchNode(args.flavour, args.version)
     with node:
         print(json.dumps({"url": node.url, "username": node.username, "password": node.password}), flush=True)

@@ -81,6 +81,34 @@ def playbook(tmp_path: Path, collections_path: str):
     return run
 
 
+def role_play(role: Path, family: str, tasks: str) -> str:
+    """A play on localhost with a role's defaults and vars (main and the family's) loaded, running
+    `tasks` (task YAML indented by four spaces): the role tests render templates this way,
+    without the role's tasks."""
+    return f"""
+- hosts: localhost
+  gather_facts: true
+  vars_files:
+    - {role}/defaults/main.yml
+    - {role}/vars/main.yml
+    - {role}/vars/{family}.yml
+  tasks:{tasks}
+"""
+
+
+def template_task(role: Path, out: Path, templates: dict[str, str], **item) -> str:
+    """Task YAML rendering the role's templates (path under templates/) into files of `out` (name).
+    Templates that read `item` (a loop's element in the role) get `item`'s keys too."""
+    items = [{"src": src, "dest": dest, **item} for src, dest in templates.items()]
+    return f"""
+    - ansible.builtin.template:
+        src: "{role}/templates/{{{{ item.src }}}}"
+        dest: "{out}/{{{{ item.dest }}}}"
+        mode: "0644"
+      loop: {json.dumps(items)}
+"""
+
+
 # The MISP API double and real MISP test data (tests/misp_double), importable as
 # `misp_double` (e.g. `from misp_double.server import MispDouble`).
 sys.path.insert(0, str(ROOT / "tests"))

@@ -1,5 +1,5 @@
 """The Kibana modules end to end: ansible-playbook -> module -> the Kibana API double
-(tests/kibana_double), fed with the SOC's saved objects (tests/kibana_double/data)."""
+(tests/kibana_double), fed with the SOC's saved objects (roles/kibana/files/dashboards)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT
+from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
 
 ROLE = ROOT / "roles/memcached"
 
@@ -169,20 +169,7 @@ def test_family_vars_define_the_same_keys():
 
 def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict[str, str]:
     """Render the role's templates with a family's settings; return them by template name."""
-    text = f"""
-- hosts: localhost
-  gather_facts: true
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-    - {ROLE}/vars/{family}.yml
-  tasks:
-    - ansible.builtin.template:
-        src: "{ROLE}/templates/{{{{ item }}}}.j2"
-        dest: "{tmp_path}/{{{{ item }}}}"
-        mode: "0644"
-      loop: {TEMPLATES}
-"""
+    text = role_play(ROLE, family, template_task(ROLE, tmp_path, {f"{t}.j2": t for t in TEMPLATES}))
     res = playbook(text, facts, extra, check=False)
     assert res.rc == 0, res.out
     return {name: (tmp_path / name).read_text() for name in TEMPLATES}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT
+from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
 
 ROLE = ROOT / "roles/nfacctd"
 
@@ -243,24 +243,14 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> d
     daemon_tasks = "".join(
         daemon_task.format(role=ROLE, src=src, tmp=tmp_path, suffix=suffix) for src, suffix in DAEMON_TEMPLATES.items()
     )
-    text = f"""
-- hosts: localhost
-  gather_facts: true
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-    - {ROLE}/vars/{family}.yml
-  tasks:{daemon_tasks}
-    - ansible.builtin.template:
-        src: "{ROLE}/templates/{{{{ item }}}}.j2"
-        dest: "{tmp_path}/{{{{ item }}}}"
-        mode: "0644"
-      loop: {OTHER_TEMPLATES}
+    others = template_task(ROLE, tmp_path, {f"{t}.j2": t for t in OTHER_TEMPLATES})
+    packages = f"""
     - ansible.builtin.copy:
         content: "{{{{ __nfacctd_packages | to_json }}}} {{{{ __nfacctd_epel_release }}}}"
         dest: "{tmp_path}/packages"
         mode: "0644"
 """
+    text = role_play(ROLE, family, daemon_tasks + others + packages)
     res = playbook(text, facts, extra, check=False)
     assert res.rc == 0, res.out
     return {p.name: p.read_text() for p in tmp_path.iterdir() if p.is_file() and p.name != "play.yml"}

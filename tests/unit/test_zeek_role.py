@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT
+from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
 
 ROLE = ROOT / "roles/zeek"
 
@@ -135,21 +135,7 @@ TEMPLATES = {
 
 def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict[str, str]:
     """Render the role's templates with a family's settings; return them by template name."""
-    items = [{"src": src, "dest": dest} for src, dest in TEMPLATES.items()]
-    text = f"""
-- hosts: localhost
-  gather_facts: true
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-    - {ROLE}/vars/{family}.yml
-  tasks:
-    - ansible.builtin.template:
-        src: "{ROLE}/templates/{{{{ item.src }}}}.j2"
-        dest: "{tmp_path}/{{{{ item.dest }}}}"
-        mode: "0644"
-      loop: {items}
-"""
+    text = role_play(ROLE, family, template_task(ROLE, tmp_path, {f"{s}.j2": d for s, d in TEMPLATES.items()}))
     res = playbook(text, facts, dict(GOOD, __zeek_layout=LAYOUT, **extra), check=False)
     assert res.rc == 0, res.out
     return {src: (tmp_path / dest).read_text() for src, dest in TEMPLATES.items()}

@@ -1,0 +1,207 @@
+"""Verify the three-node cluster the elasticsearch role built from the archive."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import testinfra
+
+NODES = {"es-node1": 9201, "es-node2": 9202, "es-node3": 9203}
+TRANSPORT = {"es-node1": 9301, "es-node2": 9302, "es-node3": 9303}
+CONF = "/etc/elasticsearch"
+PASSWORD = "molecule-elastic-pw-0123"  # noqa: S105 (the scenario's own test password)
+
+# Runs in a node: one request to its API over TLS, verified against the site CA.
+CLIENT = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, user, password, method, body = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile="/etc/elasticsearch/certs/ca.crt")
+headers = {"Content-Type": "application/json"}
+if user:
+    headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+req = urllib.request.Request(url, data=body.encode() or None, method=method, headers=headers)
+try:
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as res:
+        print(json.dumps({"status": res.status, "body": json.loads(res.read() or b"null")}))
+except urllib.error.HTTPError as err:
+    print(json.dumps({"status": err.code, "body": json.loads(err.read() or b"null")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    return {name: testinfra.get_host(f"podman://{name}") for name in NODES}
+
+
+def api(host, port: int, path: str, method: str = "GET", body=None, user: str = "elastic", password: str = PASSWORD):
+    res = host.run(
+        "python3 -c %s %s %s %s %s %s",
+        CLIENT,
+        f"https://127.0.0.1:{port}{path}",
+        user,
+        password,
+        method,
+        json.dumps(body) if body is not None else "",
+    )
+    assert res.rc == 0, res.stderr
+    out = json.loads(res.stdout)
+    return out["status"], out["body"]
+
+
+def test_cluster_is_green_with_three_nodes(hosts):
+    for name, port in NODES.items():
+        status, health = api(hosts[name], port, "/_cluster/health")
+        assert status == 200, health
+        assert health["cluster_name"] == "wlcg-soc"
+        assert health["status"] == "green", health
+        assert health["number_of_nodes"] == 3
+        assert health["number_of_data_nodes"] == 3
+
+
+def test_node_roles_and_master(hosts):
+    status, nodes = api(hosts["es-node1"], 9201, "/_nodes")
+    assert status == 200
+    roles = {n["name"]: sorted(n["roles"]) for n in nodes["nodes"].values()}
+    assert roles == {
+        "es-node1": ["data", "ingest", "master"],
+        "es-node2": ["data", "ingest", "master"],
+        "es-node3": ["data", "ingest"],
+    }
+    status, master = api(hosts["es-node3"], 9203, "/_cat/master?format=json")
+    assert master[0]["node"] in ("es-node1", "es-node2")
+    # The heap the inventory asked for: min = max = 256 MiB.
+    heaps = {n["name"]: n["jvm"]["mem"]["heap_max_in_bytes"] for n in nodes["nodes"].values()}
+    assert set(heaps.values()) == {256 * 1024 * 1024}
+
+
+def test_authentication_is_required(hosts):
+    status = api(hosts["es-node1"], 9201, "/_cluster/health", user="")[0]
+    assert status == 401
+    status = api(hosts["es-node1"], 9201, "/_cluster/health", password="wrong-password-0123")[0]  # noqa: S106
+    assert status == 401
+    status, me = api(hosts["es-node2"], 9202, "/_security/_authenticate")
+    assert status == 200 and me["username"] == "elastic"
+
+
+def test_http_is_tls_only(hosts):
+    # Plain HTTP to the TLS port gets no API answer.
+    res = hosts["es-node1"].run(
+        "python3 -c %s",
+        "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9201/', timeout=10)",
+    )
+    assert res.rc != 0
+
+
+@pytest.mark.parametrize("name", list(NODES))
+def test_certificates(hosts, name):
+    host = hosts[name]
+    key = host.file(f"{CONF}/certs/node.key")
+    assert (key.user, key.group, key.mode) == ("root", "elasticsearch", 0o640)
+    assert key.content_string.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    for port in (NODES[name], TRANSPORT[name]):
+        out = host.check_output(
+            "python3 -c %s %s",
+            "import ssl, socket, sys; c = ssl.create_default_context(cafile='/etc/elasticsearch/certs/ca.crt');"
+            "s = c.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))), server_hostname='127.0.0.1');"
+            "print(dict(x[0] for x in s.getpeercert()['subject'])['commonName'])",
+            str(port),
+        )
+        # Each port presents its own node's certificate, which the site CA verifies.
+        assert out == name
+
+
+def test_controller_holds_only_the_ca():
+    import os
+    from pathlib import Path
+
+    pki = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+    assert sorted(p.name for p in pki.iterdir()) == ["ca.crt", "ca.key"]
+    assert (pki / "ca.key").stat().st_mode & 0o777 == 0o600
+    assert "ENCRYPTED" in (pki / "ca.key").read_text()
+
+
+@pytest.mark.parametrize("name", list(NODES))
+def test_configuration(hosts, name):
+    host = hosts[name]
+    conf = host.file(f"{CONF}/elasticsearch.yml")
+    assert (conf.user, conf.group, conf.mode) == ("root", "elasticsearch", 0o640)
+    text = conf.content_string
+    assert "# Ansible managed" in text.splitlines()[:3]
+    # Bootstrapping is over: no initial master list anywhere, the runtime file is gone.
+    assert "initial_master_nodes" not in text
+    assert not host.file("/run/wlcg-soc/elasticsearch-bootstrap.env").exists
+    assert "xpack.security.transport.ssl.verification_mode: full" in text
+    assert host.file("/opt/elasticsearch").linked_to == "/opt/wlcg-soc/elasticsearch-8.19.21"
+    heap = host.file(f"{CONF}/jvm.options.d/50-wlcg-soc-heap.options").content_string
+    assert "-Xms256m" in heap and "-Xmx256m" in heap
+    assert host.file("/etc/sysctl.d/60-wlcg-soc-elasticsearch.conf").contains("vm.max_map_count")
+    keystore = host.file(f"{CONF}/elasticsearch.keystore")
+    assert (keystore.user, keystore.group, keystore.mode) == ("root", "elasticsearch", 0o660)
+
+
+@pytest.mark.parametrize("name", list(NODES))
+def test_service_runs_unprivileged_and_sandboxed(hosts, name):
+    host = hosts[name]
+    assert host.service("elasticsearch").is_running and host.service("elasticsearch").is_enabled
+    pid = host.check_output("systemctl show -P MainPID elasticsearch")
+    assert host.check_output(f"ps -o user= -p {pid}") == "elasticsearch"
+    status = dict(
+        line.split(":", 1) for line in host.file(f"/proc/{pid}/status").content_string.splitlines() if ":" in line
+    )
+    assert status["CapEff"].strip() == "0000000000000000"
+    assert status["NoNewPrivs"].strip() == "1"
+    props = host.check_output(
+        "systemctl show elasticsearch -p ProtectSystem,ProtectHome,PrivateTmp,LimitNOFILE,ReadWritePaths"
+    )
+    got = dict(line.split("=", 1) for line in props.splitlines())
+    assert got["ProtectSystem"] == "strict" and got["ProtectHome"] == "yes" and got["PrivateTmp"] == "yes"
+    assert set(got["ReadWritePaths"].split()) == {"/var/lib/elasticsearch", "/var/log/elasticsearch", CONF}
+
+
+def test_templates_shape_new_indices(hosts):
+    host, port = hosts["es-node2"], 9202
+    for name in ("wlcg-soc-zeek", "wlcg-soc-flows", "wlcg-soc-alerts"):
+        status, body = api(host, port, f"/_index_template/{name}")
+        assert status == 200, body
+        tpl = body["index_templates"][0]["index_template"]
+        assert tpl["_meta"] == {"managed_by": "wlcg.soc"}
+    status = api(host, port, "/flows-molecule-1", method="PUT")[0]
+    assert status == 200
+    status, doc = api(
+        host,
+        port,
+        "/flows-molecule-1/_doc?refresh=true",
+        method="POST",
+        body={"@timestamp": "2026-11-26T12:00:00Z", "source": {"ip": "192.0.2.7", "port": 443}, "zeek": {"uid": "C1"}},
+    )
+    assert status == 201, doc
+    status, mapping = api(host, port, "/flows-molecule-1/_mapping")
+    props = mapping["flows-molecule-1"]["mappings"]["properties"]
+    assert props["source"]["properties"]["ip"]["type"] == "ip"
+    assert props["zeek"]["properties"]["uid"]["type"] == "keyword"
+    status, settings = api(host, port, "/flows-molecule-1/_settings")
+    index = settings["flows-molecule-1"]["settings"]["index"]
+    assert index["number_of_replicas"] == "1" and index["number_of_shards"] == "1"
+    status = api(host, port, "/flows-molecule-1", method="DELETE")[0]
+    assert status == 200
+
+
+def test_rolling_restart_went_one_node_at_a_time(hosts):
+    """After the side effect: every node restarted, and none stopped before the previous one ran again."""
+    times = []
+    for name, host in hosts.items():
+        before = int(host.file("/var/tmp/molecule-start-before").content_string)  # noqa: S108
+        stop, start = (
+            int(v)
+            for v in host.check_output(
+                "systemctl show -P InactiveEnterTimestampMonotonic,ExecMainStartTimestampMonotonic elasticsearch"
+            ).split()
+        )
+        assert start > before, f"{name} was not restarted"
+        times.append((start, stop, name))
+    times.sort()
+    for earlier, later in itertools.pairwise(times):
+        (prev_start, _prev_stop, prev), (_start, stop, name) = earlier, later
+        assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"

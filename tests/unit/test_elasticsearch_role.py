@@ -1,0 +1,282 @@
+"""The elasticsearch role's input checks (before any change), its templates for both
+engines and both platform families, and the pki role's input checks.
+
+Runs in check mode on this machine with fake facts; the cluster itself is tested by the
+Molecule scenario molecule/elasticsearch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
+
+ROLE = ROOT / "roles/elasticsearch"
+HOST = {
+    "memtotal_mb": 64000,
+    "fqdn": "es01.example.org",
+    "default_ipv4": {"address": "192.0.2.21", "interface": "eth0"},
+    "all_ipv4_addresses": ["192.0.2.21"],
+}
+DEB = dict(DEBIAN12, **HOST)
+ALMA = dict(ALMA9, **HOST)
+# localhost is the cluster: the test inventory has no elasticsearch group.
+GOOD = {
+    "elasticsearch_group": "all",
+    "elasticsearch_elastic_password": "a-long-elastic-password",
+    "pki_ca_passphrase": "a-long-ca-passphrase-0123",
+}
+
+VALIDATE = """
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: wlcg.soc.elasticsearch
+        tasks_from: validate.yml
+"""
+PKI_VALIDATE = VALIDATE.replace("wlcg.soc.elasticsearch", "wlcg.soc.pki")
+
+
+@pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
+def test_defaults_pass_checks(playbook, facts):
+    res = playbook(VALIDATE, facts, GOOD)
+    assert res.rc == 0, res.out
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"elasticsearch_engine": "opensearch", "elasticsearch_opensearch_admin_password": "a-long-admin-pw"},
+        {"elasticsearch_security": False, "elasticsearch_elastic_password": ""},
+        {
+            "elasticsearch_install_method": "archive",
+            "elasticsearch_version": "8.19.21",
+            "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21-linux-x86_64.tar.gz",
+            "elasticsearch_archive_checksum": "sha512:" + "ab" * 64,
+        },
+        {
+            "elasticsearch_install_method": "archive",
+            "elasticsearch_version": "8.19.21",
+            "elasticsearch_archive_src": "/srv/dist/elasticsearch-8.19.21.zip",
+        },
+        {"elasticsearch_install_method": "mirror", "elasticsearch_repository_url": "https://mirror.example.org/es"},
+        {"elasticsearch_builtin_passwords": {"kibana_system": "kibana-system-pw"}},
+    ],
+    ids=["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"],
+)
+def test_good_input_passes_checks(playbook, extra):
+    res = playbook(VALIDATE, DEB, dict(GOOD, **extra))
+    assert res.rc == 0, res.out
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"elasticsearch_engine": "solr"}, "elasticsearch_engine"),
+        ({"elasticsearch_install_method": "docker"}, "elasticsearch_install_method"),
+        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_repository_url"),
+        (
+            {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
+            "elasticsearch_archive_src",
+        ),
+        (
+            {
+                "elasticsearch_install_method": "archive",
+                "elasticsearch_version": "8.19.21",
+                "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21.tar.gz",
+            },
+            "elasticsearch_archive_checksum",
+        ),
+        (
+            {"elasticsearch_install_method": "archive", "elasticsearch_archive_src": "/srv/es.tar.gz"},
+            "elasticsearch_version",
+        ),
+        ({"elasticsearch_version": "latest"}, "elasticsearch_version"),
+        ({"elasticsearch_group": "nosuchgroup"}, "elasticsearch_group"),
+        ({"elasticsearch_node_roles": ["master", "coordinator"]}, "elasticsearch_node_roles"),
+        ({"elasticsearch_node_roles": "master"}, "elasticsearch_node_roles"),
+        # A lone coordinating-only node: the cluster has no master-eligible node.
+        ({"elasticsearch_node_roles": []}, "master-eligible"),
+        ({"elasticsearch_cluster_name": "my cluster"}, "elasticsearch_cluster_name"),
+        ({"elasticsearch_http_port": 9300}, "elasticsearch_http_port"),
+        ({"elasticsearch_network_host": ""}, "elasticsearch_network_host"),
+        ({"elasticsearch_data_path": "data"}, "elasticsearch_data_path"),
+        ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
+        ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
+        ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
+        ({"elasticsearch_elastic_password": ""}, "elasticsearch_elastic_password"),
+        ({"elasticsearch_elastic_password": "short"}, "elasticsearch_elastic_password"),
+        ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
+        ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
+        ({"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}}, "elasticsearch_builtin_passwords"),
+        ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
+        ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
+        ({"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]}, "elasticsearch_index_families"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_input_is_named(playbook, extra, named):
+    res = playbook(VALIDATE, DEB, dict(GOOD, **extra))
+    assert res.rc != 0, res.out
+    assert named in res.out, res.out
+    assert "a-long-elastic-password" not in res.out
+
+
+def test_unsupported_family_fails_first(playbook):
+    facts = dict(DEB, os_family="Suse", distribution="openSUSE Leap", distribution_version="15.6")
+    res = playbook(VALIDATE, facts, GOOD)
+    assert res.rc != 0 and "Suse family" in res.out, res.out
+
+
+def test_vars_per_family_have_the_same_keys():
+    debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
+    redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
+    # Debian's apt keyring has no EL counterpart (rpm keeps the key itself).
+    assert debian.keys() - {"__elasticsearch_keyring"} == redhat.keys()
+
+
+TEMPLATES = {
+    "node.yml": "node.yml.j2",
+    "heap.options": "heap.options.j2",
+    "dropin.conf": "service-dropin.conf.j2",
+    "archive.service": "archive.service.j2",
+    "settings.json": "api/family-settings.json.j2",
+    "lifecycle.json": "api/lifecycle-{engine}.json.j2",
+}
+
+
+def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict[str, str]:
+    """Render the role's templates with a family's settings; return them by short name."""
+    engine = extra.get("elasticsearch_engine", "elasticsearch")
+    # The per-family templates read the family from `item`: the zeek family.
+    templates = {src.format(engine=engine): dest for dest, src in TEMPLATES.items()}
+    text = role_play(ROLE, family, template_task(ROLE, tmp_path, templates, name="zeek", retention_days=90))
+    res = playbook(text, facts, dict(GOOD, **extra), check=False)
+    assert res.rc == 0, res.out
+    return {name: (tmp_path / name).read_text() for name in TEMPLATES}
+
+
+def node_settings(text: str) -> dict:
+    assert "# Ansible managed" in text.splitlines()[:3]
+    return yaml.safe_load(text)
+
+
+def test_elasticsearch_on_el9_from_the_repository(playbook, tmp_path):
+    out = render(playbook, tmp_path, "RedHat", ALMA, {})
+    node = node_settings(out["node.yml"])
+    assert node["cluster.name"] == "wlcg-soc"
+    assert node["node.roles"] == ["master", "data", "ingest"]
+    assert node["network.host"] == "192.0.2.21"
+    assert node["discovery.seed_hosts"] == ["localhost:9300"]
+    assert node["xpack.security.transport.ssl.verification_mode"] == "full"
+    assert node["xpack.security.http.ssl.certificate_authorities"] == ["certs/ca.crt"]
+    assert node["bootstrap.memory_lock"] is True
+    # Never in the file: the initial masters are given for the first start only.
+    assert not any("initial_master" in key for key in node)
+    # Half of 64000 MB is above 31 GiB: capped.
+    assert "-Xms31744m" in out["heap.options"] and "-Xmx31744m" in out["heap.options"]
+    dropin = out["dropin.conf"]
+    assert "EnvironmentFile=-/run/wlcg-soc/elasticsearch-bootstrap.env" in dropin
+    assert (
+        "ExecStart=\nExecStart=/usr/share/elasticsearch/bin/systemd-entrypoint -p ${PID_DIR}/elasticsearch.pid"
+        " --quiet $WLCG_SOC_BOOTSTRAP" in dropin
+    )
+    assert "LimitMEMLOCK=infinity" in dropin and "LimitNOFILE=65535" in dropin
+    assert "CapabilityBoundingSet=\n" in dropin
+    assert "ReadWritePaths=/var/lib/elasticsearch /var/log/elasticsearch /etc/elasticsearch" in dropin
+
+
+def test_opensearch_on_debian_from_an_archive(playbook, tmp_path):
+    extra = {
+        "elasticsearch_engine": "opensearch",
+        "elasticsearch_install_method": "archive",
+        "elasticsearch_version": "2.19.6",
+        "elasticsearch_opensearch_admin_password": "a-long-admin-pw",
+        "elasticsearch_node_roles": ["master", "data"],
+        "elasticsearch_heap_mb": 4096,
+        "elasticsearch_memory_lock": False,
+    }
+    out = render(playbook, tmp_path, "Debian", DEB, extra)
+    node = node_settings(out["node.yml"])
+    assert node["node.roles"] == ["cluster_manager", "data"]
+    assert node["plugins.security.ssl.transport.pemkey_filepath"] == "certs/node.key"
+    assert node["plugins.security.ssl.http.enabled"] is True
+    assert node["plugins.security.nodes_dn"] == ["CN=localhost"]
+    assert node["plugins.security.authcz.admin_dn"] == ["CN=wlcg-soc-admin"]
+    assert "xpack.security.enabled" not in node
+    assert "-Xmx4096m" in out["heap.options"]
+    assert "ExecStart=/opt/opensearch/bin/opensearch $WLCG_SOC_BOOTSTRAP" in out["dropin.conf"]
+    assert "LimitMEMLOCK" not in out["dropin.conf"]
+    unit = out["archive.service"]
+    assert "User=opensearch" in unit and "Environment=OPENSEARCH_PATH_CONF=/etc/opensearch" in unit
+    ism = json.loads(out["lifecycle.json"])
+    assert ism["ism_template"] == [{"index_patterns": ["zeek-*"], "priority": 100}]
+    assert ism["states"][0]["transitions"][0]["conditions"] == {"min_index_age": "90d"}
+    settings = json.loads(out["settings.json"])["template"]["settings"]
+    # ISM attaches by pattern; no ILM setting on OpenSearch.
+    assert settings == {"index.number_of_shards": 1, "index.number_of_replicas": 1}
+
+
+def test_lifecycle_and_settings_for_elasticsearch(playbook, tmp_path):
+    out = render(playbook, tmp_path, "Debian", DEB, {"elasticsearch_index_replicas": 2})
+    ilm = json.loads(out["lifecycle.json"])
+    assert ilm["phases"]["delete"] == {"min_age": "90d", "actions": {"delete": {}}}
+    assert ilm["phases"]["hot"]["actions"]["rollover"] == {"max_age": "1d", "max_primary_shard_size": "50gb"}
+    settings = json.loads(out["settings.json"])["template"]["settings"]
+    assert settings == {
+        "index.number_of_shards": 1,
+        "index.number_of_replicas": 2,
+        "index.lifecycle.name": "wlcg-soc-zeek",
+    }
+
+
+def test_shared_mappings_are_valid_json():
+    body = json.loads((ROLE / "files/ecs-mappings.json").read_text())
+    props = body["template"]["mappings"]["properties"]
+    assert props["source"]["properties"]["ip"] == {"type": "ip"}
+    assert props["destination"]["properties"]["ip"] == {"type": "ip"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
+        ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
+        ({"pki_dir": "pki"}, "pki_dir"),
+        ({"pki_certificates": [{"name": "node", "dest": "/etc/x"}]}, "pki_certificates[0]"),
+        ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
+        (
+            {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
+            "pki_certificates[0]",
+        ),
+        (
+            {
+                "pki_certificates": [
+                    {"name": "node", "dest": "/etc/x", "common_name": "x"},
+                    {"name": "node", "dest": "/etc/x", "common_name": "y"},
+                ]
+            },
+            "same dest and name",
+        ),
+    ],
+    ids=["empty-passphrase", "short-passphrase", "relative-dir", "no-cn", "named-ca", "bad-ip", "duplicate"],
+)
+def test_pki_bad_input_is_named(playbook, extra, named):
+    good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
+    res = playbook(PKI_VALIDATE, DEB, dict(good, **extra))
+    assert res.rc != 0, res.out
+    assert named in res.out, res.out
+
+
+def test_pki_good_input_passes(playbook):
+    certs = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "ips": ["192.0.2.1", "2001:db8::1"]}]
+    res = playbook(
+        PKI_VALIDATE,
+        DEB,
+        {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki", "pki_certificates": certs},
+    )
+    assert res.rc == 0, res.out
