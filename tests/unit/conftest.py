@@ -37,6 +37,15 @@ ALMA9 = {
 }
 
 
+# Platforms outside the supported families: every role must refuse them, naming the
+# platform, before it changes anything.
+UNSUPPORTED = {
+    "gentoo": {"os_family": "Gentoo", "distribution": "Gentoo", "distribution_version": "2.15"},
+    "suse": {"os_family": "Suse", "distribution": "openSUSE Leap", "distribution_version": "15.6"},
+}
+unsupported_platforms = pytest.mark.parametrize("platform", list(UNSUPPORTED.values()), ids=list(UNSUPPORTED))
+
+
 @dataclass
 class Run:
     rc: int
@@ -79,6 +88,16 @@ def playbook(tmp_path: Path, collections_path: str):
         return Run(res.returncode, res.stdout + res.stderr)
 
     return run
+
+
+def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str | None = None) -> None:
+    """The role stopped at its platform check with a message naming the platform, and (when
+    given) the task that makes its first change never ran."""
+    assert res.rc != 0, res.out
+    named = f"wlcg.soc.{role} has no settings for {facts['distribution']} ({facts['os_family']} family)"
+    assert named in res.out, res.out
+    if first_change:
+        assert first_change not in res.out, res.out
 
 
 def role_play(role: Path, family: str, tasks: str) -> str:

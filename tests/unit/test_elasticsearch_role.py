@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
+from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
 
 ROLE = ROOT / "roles/elasticsearch"
 HOST = {
@@ -126,10 +126,10 @@ def test_bad_input_is_named(playbook, extra, named):
     assert "a-long-elastic-password" not in res.out
 
 
-def test_unsupported_family_fails_first(playbook):
-    facts = dict(DEB, os_family="Suse", distribution="openSUSE Leap", distribution_version="15.6")
-    res = playbook(VALIDATE, facts, GOOD)
-    assert res.rc != 0 and "Suse family" in res.out, res.out
+@unsupported_platforms
+def test_unsupported_family_fails_first(playbook, platform):
+    facts = dict(DEB, **platform)
+    assert_platform_refused(playbook(VALIDATE, facts, GOOD), "elasticsearch", facts)
 
 
 def test_vars_per_family_have_the_same_keys():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
+from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
 from module_runner import run_tasks
 
 ROLE = ROOT / "roles/kibana"
@@ -97,16 +97,10 @@ def test_other_good_input_passes_checks(playbook, extra):
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    "facts",
-    [dict(DEB, os_family="Suse", distribution="openSUSE Leap"), dict(DEB, os_family="Gentoo", distribution="Gentoo")],
-    ids=["suse", "gentoo"],
-)
-def test_unsupported_family_fails_first(playbook, facts):
-    res = playbook(APPLY, facts, KIBANA)
-    assert res.rc != 0, res.out
-    assert f"wlcg.soc.kibana has no settings for {facts['distribution']}" in res.out, res.out
-    assert FIRST_CHANGE not in res.out, res.out
+@unsupported_platforms
+def test_unsupported_family_fails_first(playbook, platform):
+    facts = dict(DEB, **platform)
+    assert_platform_refused(playbook(APPLY, facts, KIBANA), "kibana", facts, FIRST_CHANGE)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, role_play, template_task
+from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
 
 ROLE = ROOT / "roles/nfacctd"
 
@@ -94,20 +94,10 @@ def test_good_input_passes_checks(playbook, extra):
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    "facts",
-    [
-        dict(DEB, os_family="Gentoo", distribution="Gentoo", distribution_version="2.15"),
-        dict(DEB, os_family="Suse", distribution="openSUSE Leap", distribution_version="15.6"),
-    ],
-    ids=["gentoo", "suse"],
-)
-def test_unsupported_family_fails_first(playbook, facts):
-    res = playbook(APPLY, facts)
-    assert res.rc != 0, res.out
-    assert f"wlcg.soc.nfacctd has no settings for {facts['distribution']}" in res.out, res.out
-    assert f"({facts['os_family']} family)" in res.out, res.out
-    assert FIRST_CHANGE not in res.out, res.out
+@unsupported_platforms
+def test_unsupported_family_fails_first(playbook, platform):
+    facts = dict(DEB, **platform)
+    assert_platform_refused(playbook(APPLY, facts), "nfacctd", facts, FIRST_CHANGE)
 
 
 @pytest.mark.parametrize(
