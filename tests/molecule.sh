@@ -12,7 +12,18 @@ mkdir -p "$logs"
 if [ "$#" -gt 0 ]; then
   scenarios=("$@")
 else
-  mapfile -t scenarios < <(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
+  mapfile -t found < <(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
+  # Longest first, so that the parallel slots finish close together (on 2 vCPUs:
+  # elasticsearch ~20 min, misp_sync and zeek ~10, nfacctd and kibana ~7, the others ~2-3);
+  # scenarios not listed here follow in name order.
+  longest=(elasticsearch misp_sync zeek nfacctd kibana)
+  scenarios=()
+  for s in "${longest[@]}"; do
+    if [[ " ${found[*]} " == *" $s "* ]]; then scenarios+=("$s"); fi
+  done
+  for s in "${found[@]}"; do
+    if [[ " ${longest[*]} " != *" $s "* ]]; then scenarios+=("$s"); fi
+  done
 fi
 if [ "${#scenarios[@]}" -eq 0 ]; then
   echo "molecule: no scenarios found under molecule/" >&2; exit 1
