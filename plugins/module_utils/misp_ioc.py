@@ -20,10 +20,10 @@ import os
 import re
 import socket
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .memcache import MemcacheSink
@@ -89,7 +89,11 @@ _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Filters:
-    """Which attributes to export (defaults: the WLCG SOC WG's practice)."""
+    """Which attributes to export (defaults: the WLCG SOC WG's practice).
+
+    The one definition of the filter defaults: the ``misp_ioc_export`` module's options
+    come from ``filter_argument_spec`` and the sync service's from ``from_options``.
+    """
 
     to_ids: bool = True
     published: bool = True
@@ -99,6 +103,25 @@ class Filters:
     types: tuple[str, ...] = ()
     event_ids: tuple[str, ...] = ()
     orgs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Filters:
+        """Filters from options named like the fields; an absent option keeps its default.
+
+        An empty ``publish_window`` means no window; event ids may be numbers.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in options:
+                continue
+            value = options[f.name]
+            if f.name == "publish_window":
+                values[f.name] = value or None
+            elif isinstance(f.default, tuple):
+                values[f.name] = tuple(str(item) for item in value or ())
+            else:
+                values[f.name] = value
+        return cls(**values)
 
     def query(self) -> dict[str, Any]:
         """Keyword arguments for ``PyMISP.search(controller='attributes')``."""
@@ -124,6 +147,28 @@ class Filters:
         if self.orgs:
             q["org"] = list(self.orgs)
         return q
+
+
+def filter_defaults() -> dict[str, Any]:
+    """Each filter's default as an option value (lists, and "" for no publish window)."""
+    out: dict[str, Any] = {}
+    for f in fields(Filters):
+        default = f.default
+        out[f.name] = list(default) if isinstance(default, tuple) else ("" if default is None else default)
+    return out
+
+
+def filter_argument_spec() -> dict[str, dict[str, Any]]:
+    """The filters as Ansible module options, with the defaults of ``Filters``."""
+    spec: dict[str, dict[str, Any]] = {}
+    for name, default in filter_defaults().items():
+        if isinstance(default, bool):
+            spec[name] = {"type": "bool", "default": default}
+        elif isinstance(default, list):
+            spec[name] = {"type": "list", "elements": "str", "default": default}
+        else:
+            spec[name] = {"type": "str", "default": default}
+    return spec
 
 
 @dataclass
@@ -395,17 +440,8 @@ def summary(export: Export, outcome: Outcome) -> dict[str, Any]:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """One sync as the service runs it; returns the summary."""
-    f = cfg.get("filters", {})
-    filters = Filters(
-        to_ids=f.get("to_ids", True),
-        published=f.get("published", True),
-        publish_window=f.get("publish_window", "30d"),
-        tags_include=tuple(f.get("tags_include", ())),
-        tags_exclude=tuple(f.get("tags_exclude", ("tlp:red",))),
-        types=tuple(f.get("types", ())),
-        event_ids=tuple(str(i) for i in f.get("event_ids", ())),
-        orgs=tuple(f.get("orgs", ())),
-    )
+    # The role passes only the filters the site set; the others keep Filters' defaults.
+    filters = Filters.from_options(cfg.get("filters", {}))
     misp = connect(
         cfg["misp_url"],
         cfg["misp_key"],

@@ -196,7 +196,13 @@ from ansible_collections.wlcg.soc.plugins.module_utils.misp import (
     connect,
     misp_argument_spec,
 )
-from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, apply, collect, summary
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import (
+    Filters,
+    apply,
+    collect,
+    filter_argument_spec,
+    summary,
+)
 
 # Above this many lines, the diff shows counts instead of the whole file.
 DIFF_MAX_LINES = 2000
@@ -218,14 +224,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             **misp_argument_spec(),
-            to_ids=dict(type="bool", default=True),
-            published=dict(type="bool", default=True),
-            publish_window=dict(type="str", default="30d"),
-            tags_include=dict(type="list", elements="str", default=[]),
-            tags_exclude=dict(type="list", elements="str", default=["tlp:red"]),
-            types=dict(type="list", elements="str", default=[]),
-            event_ids=dict(type="list", elements="str", default=[]),
-            orgs=dict(type="list", elements="str", default=[]),
+            **filter_argument_spec(),
             page_size=dict(type="int", default=10000),
             source_name=dict(type="str", default="MISP"),
             zeek_intel_path=dict(type="path"),
@@ -247,16 +246,7 @@ def main():
     if p["memcached_ttl"] < 1:
         module.fail_json(msg=f"memcached_ttl must be a positive number of seconds, got {p['memcached_ttl']}")
 
-    filters = Filters(
-        to_ids=p["to_ids"],
-        published=p["published"],
-        publish_window=p["publish_window"] or None,
-        tags_include=tuple(p["tags_include"]),
-        tags_exclude=tuple(p["tags_exclude"]),
-        types=tuple(p["types"]),
-        event_ids=tuple(p["event_ids"]),
-        orgs=tuple(p["orgs"]),
-    )
+    filters = Filters.from_options(p)
     sink = None
     try:
         misp = connect(p["misp_url"], p["misp_key"], p["validate_certs"], p["ca_path"], p["timeout"])

@@ -10,9 +10,19 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import re
 
 import pytest
-from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, Mapper, _ip
+import yaml
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import (
+    Filters,
+    Mapper,
+    _ip,
+    filter_argument_spec,
+    filter_defaults,
+)
+from ansible_collections.wlcg.soc.plugins.modules import misp_ioc_export
+from conftest import DEBIAN12, ROOT, role_play, template_task
 
 EVENT = {"id": "42", "uuid": "5e1b0c8a-0000-4000-8000-000000000042", "info": "Botnet C2", "orgc_id": "7"}
 SOURCE = f"MISP ({EVENT['uuid']}) - CIRCL"
@@ -192,3 +202,76 @@ def test_address_fast_path_agrees_with_ipaddress():
     generated = [".".join(rng.choices(pieces, k=rng.choice((3, 4, 4, 5)))) for _value in range(5000)]
     for value in tricky + generated:
         assert _ip(value) == reference_ip(value), value
+
+
+# The filter defaults live in Filters only; everything that states them is checked against it.
+FILTER_DEFAULTS = {
+    "to_ids": True,
+    "published": True,
+    "publish_window": "30d",
+    "tags_include": [],
+    "tags_exclude": ["tlp:red"],
+    "types": [],
+    "event_ids": [],
+    "orgs": [],
+}
+MISP_SYNC = ROOT / "roles/misp_sync"
+
+
+def test_filter_defaults_come_from_filters():
+    assert filter_defaults() == FILTER_DEFAULTS
+    spec = filter_argument_spec()
+    assert {name: option["default"] for name, option in spec.items()} == FILTER_DEFAULTS
+    assert spec["to_ids"]["type"] == "bool" and spec["publish_window"]["type"] == "str"
+    assert spec["orgs"] == {"type": "list", "elements": "str", "default": []}
+
+
+def test_module_documentation_states_the_filter_defaults():
+    options = yaml.safe_load(misp_ioc_export.DOCUMENTATION)["options"]
+    assert {name: options[name].get("default") for name in FILTER_DEFAULTS} == FILTER_DEFAULTS
+    assert {name: options[name]["type"] for name in FILTER_DEFAULTS} == {
+        name: option["type"] for name, option in filter_argument_spec().items()
+    }
+
+
+def test_role_leaves_the_filters_to_the_client():
+    defaults = yaml.safe_load((MISP_SYNC / "defaults/main.yml").read_text())
+    options = yaml.safe_load((MISP_SYNC / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    for name, default in FILTER_DEFAULTS.items():
+        var = f"misp_sync_{name}"
+        assert var not in defaults
+        assert "default" not in options[var]
+        stated = re.search(r"Unset, the sync client's default C\((.*)\)\.$", options[var]["description"])
+        assert stated, options[var]["description"]
+        assert yaml.safe_load(stated.group(1)) == default, var
+
+
+def test_options_keep_the_defaults_they_do_not_name():
+    assert Filters.from_options({}) == Filters()
+    assert Filters.from_options(FILTER_DEFAULTS) == Filters()
+    custom = Filters.from_options({"publish_window": "", "event_ids": [7, "8"], "to_ids": False})
+    assert custom == Filters(to_ids=False, publish_window=None, event_ids=("7", "8"))
+    assert Filters.from_options({"publish_window": None, "tags_exclude": None}) == Filters(
+        publish_window=None, tags_exclude=()
+    )
+
+
+def render_sync_config(playbook, tmp_path, extra):
+    """The role's misp-sync.json as the role writes it, with the site's variables `extra`."""
+    text = role_play(MISP_SYNC, "Debian", template_task(MISP_SYNC, tmp_path, {"misp-sync.json.j2": "misp-sync.json"}))
+    res = playbook(text, DEBIAN12, {"misp_sync_url": "https://misp.example.org", **extra}, check=False)
+    assert res.rc == 0, res.out
+    return json.loads((tmp_path / "misp-sync.json").read_text())
+
+
+def test_sync_config_passes_only_the_filters_the_site_set(playbook, tmp_path):
+    config = render_sync_config(playbook, tmp_path, {})
+    assert config["filters"] == {}
+    # The same restSearch query as when the role wrote every default out.
+    assert Filters.from_options(config["filters"]).query() == Filters().query()
+    site = {"misp_sync_publish_window": "", "misp_sync_event_ids": [12, 13], "misp_sync_tags_exclude": []}
+    config = render_sync_config(playbook, tmp_path, site)
+    assert config["filters"] == {"event_ids": [12, 13], "publish_window": "", "tags_exclude": []}
+    assert Filters.from_options(config["filters"]) == Filters(
+        publish_window=None, event_ids=("12", "13"), tags_exclude=()
+    )
