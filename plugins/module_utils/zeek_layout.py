@@ -523,28 +523,8 @@ def _distribute(topology: Topology, pool: list[int], auto: list[_Iface], counted
     return warnings
 
 
-def plan(
-    topology: Topology,
-    interfaces: Sequence[Mapping[str, Any]],
-    *,
-    reserved_cores: int = DEFAULT_RESERVED_CORES,
-    use_hyperthreads: bool = False,
-    fanout_id_base: int = DEFAULT_FANOUT_ID_BASE,
-    buffer_size: int = DEFAULT_BUFFER_SIZE,
-    nic_numa: Mapping[str, int | None] | None = None,
-) -> Layout:
-    """Workers, CPU pins and fanout ids of each capture interface; raises LayoutError."""
-    _int_option(reserved_cores, "reserved_cores", allow_none=False)
-    if reserved_cores < 0:
-        raise LayoutError(f"reserved_cores is {reserved_cores}; it must be 0 or more")
-    _int_option(fanout_id_base, "fanout_id_base", allow_none=False)
-    _check_fanout_id(fanout_id_base, "fanout_id_base")
-    _int_option(buffer_size, "buffer_size", allow_none=False)
-    _check_buffer_size(buffer_size, "buffer_size")
-    ifaces = _parse_interfaces(interfaces, buffer_size, nic_numa or {})
-    _check_pins(topology, ifaces)
-
-    # Fanout ids: explicit ones as given, the others fanout_id_base + index, skipping taken ids.
+def _assign_fanout_ids(ifaces: list[_Iface], fanout_id_base: int) -> None:
+    """Explicit fanout ids as given, the others fanout_id_base + index, skipping taken ids."""
     used: dict[int, _Iface] = {}
     for iface in ifaces:
         if iface.fanout_id is not None:
@@ -567,53 +547,96 @@ def plan(
             iface.fanout_id = candidate
             used[candidate] = iface
 
+
+def _cores_text(topology: Topology) -> str:
+    return f"the host has {_plural(len(topology.cores), 'physical core')} ({_plural(len(topology.cpus), 'CPU')} online)"
+
+
+def _reservation(
+    topology: Topology, reserved_cores: int, ifaces: list[_Iface], wanted: int, use_hyperthreads: bool
+) -> tuple[int, list[int], list[str]]:
+    """Reserved cores, worker CPU pool and warnings: the reservation is lowered until each of
+    the ``wanted`` interfaces without pins can have one CPU."""
+    reserve = min(reserved_cores, len(topology.cores))
+    pool = _pool(topology, reserve, ifaces, use_hyperthreads)
+    while len(pool) < wanted and reserve > 0:
+        reserve -= 1
+        pool = _pool(topology, reserve, ifaces, use_hyperthreads)
+    if reserve == reserved_cores:
+        return reserve, pool, []
+    unit = "CPU" if use_hyperthreads else "core"
+    why = (
+        f", too few to keep {reserved_cores} for the OS, logger, manager and proxy and give "
+        + ("the interface" if wanted == 1 else f"each of the {wanted} interfaces")
+        + f" a worker {unit} of its own"
+        if wanted
+        else ""
+    )
+    return reserve, pool, [f"reserved_cores lowered from {reserved_cores} to {reserve}: {_cores_text(topology)}{why}"]
+
+
+def _check_capacity(
+    topology: Topology,
+    ifaces: list[_Iface],
+    pool: list[int],
+    reserve: int,
+    reserved_cores: int,
+    use_hyperthreads: bool,
+) -> None:
+    """LayoutError naming the demand and what is left when the workers do not fit in ``pool``."""
     pinned = [i for i in ifaces if i.pins is not None]
     counted = [i for i in ifaces if i.pins is None and i.lb_procs is not None]
     auto = [i for i in ifaces if i.pins is None and i.lb_procs is None]
-    unit = "CPU" if use_hyperthreads else "core"
-    warnings: list[str] = []
-
-    # Lower the reservation until every interface without pins can have one CPU.
-    reserve = min(reserved_cores, len(topology.cores))
-    pool = _pool(topology, reserve, ifaces, use_hyperthreads)
-    while len(pool) < len(counted) + len(auto) and reserve > 0:
-        reserve -= 1
-        pool = _pool(topology, reserve, ifaces, use_hyperthreads)
-    cores_text = (
-        f"the host has {_plural(len(topology.cores), 'physical core')} ({_plural(len(topology.cpus), 'CPU')} online)"
-    )
-    wanted = len(counted) + len(auto)
-    if reserve != reserved_cores:
-        warnings.append(
-            f"reserved_cores lowered from {reserved_cores} to {reserve}: {cores_text}"
-            + (
-                f", too few to keep {reserved_cores} for the OS, logger, manager and proxy and give "
-                + ("the interface" if wanted == 1 else f"each of the {wanted} interfaces")
-                + f" a worker {unit} of its own"
-                if wanted
-                else ""
-            )
-        )
-    reserved_cpus = sorted(cpu for core in topology.cores[:reserve] for cpu in core.cpus)
-
     needed = sum(i.lb_procs or 0 for i in counted) + len(auto)
-    if needed > len(pool):
-        demand = ", ".join(f"{i.where}.lb_procs={i.lb_procs}" for i in counted)
-        if auto:
-            demand += (", " if demand else "") + f"{_plural(len(auto), 'interface')} without lb_procs needing 1 each"
-        free_cpus = {cpu for core in topology.cores[reserve:] for cpu in core.cpus}
-        pinned_cpus = {cpu for i in pinned for cpu in (i.pins or []) if cpu in free_cpus}
-        pinned_cores = {topology.core_of[cpu].primary for cpu in pinned_cpus}
-        taken = len(pinned_cpus) if use_hyperthreads else len(pinned_cores)
-        pins_text = f", {_plural(taken, unit)} taken by pin_cpus" if taken else ""
-        ht_text = "" if use_hyperthreads or not topology.hyperthreading else " (hyperthreads not used)"
-        lowered = f", lowered from {reserved_cores}" if reserve != reserved_cores else ""
-        fields = ", ".join(f"{i.where}.lb_procs" for i in counted) or "interfaces"
-        raise LayoutError(
-            f"{fields}: more workers than cores: {needed} wanted ({demand}) but {cores_text}{ht_text}, "
-            f"{_plural(reserve, 'core')} reserved (reserved_cores{lowered}){pins_text}, "
-            f"{_plural(len(pool), unit)} remain{'s' if len(pool) == 1 else ''} for workers"
-        )
+    if needed <= len(pool):
+        return
+    unit = "CPU" if use_hyperthreads else "core"
+    demand = ", ".join(f"{i.where}.lb_procs={i.lb_procs}" for i in counted)
+    if auto:
+        demand += (", " if demand else "") + f"{_plural(len(auto), 'interface')} without lb_procs needing 1 each"
+    free_cpus = {cpu for core in topology.cores[reserve:] for cpu in core.cpus}
+    pinned_cpus = {cpu for i in pinned for cpu in (i.pins or []) if cpu in free_cpus}
+    pinned_cores = {topology.core_of[cpu].primary for cpu in pinned_cpus}
+    taken = len(pinned_cpus) if use_hyperthreads else len(pinned_cores)
+    pins_text = f", {_plural(taken, unit)} taken by pin_cpus" if taken else ""
+    ht_text = "" if use_hyperthreads or not topology.hyperthreading else " (hyperthreads not used)"
+    lowered = f", lowered from {reserved_cores}" if reserve != reserved_cores else ""
+    fields = ", ".join(f"{i.where}.lb_procs" for i in counted) or "interfaces"
+    raise LayoutError(
+        f"{fields}: more workers than cores: {needed} wanted ({demand}) but {_cores_text(topology)}{ht_text}, "
+        f"{_plural(reserve, 'core')} reserved (reserved_cores{lowered}){pins_text}, "
+        f"{_plural(len(pool), unit)} remain{'s' if len(pool) == 1 else ''} for workers"
+    )
+
+
+def plan(
+    topology: Topology,
+    interfaces: Sequence[Mapping[str, Any]],
+    *,
+    reserved_cores: int = DEFAULT_RESERVED_CORES,
+    use_hyperthreads: bool = False,
+    fanout_id_base: int = DEFAULT_FANOUT_ID_BASE,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    nic_numa: Mapping[str, int | None] | None = None,
+) -> Layout:
+    """Workers, CPU pins and fanout ids of each capture interface; raises LayoutError."""
+    _int_option(reserved_cores, "reserved_cores", allow_none=False)
+    if reserved_cores < 0:
+        raise LayoutError(f"reserved_cores is {reserved_cores}; it must be 0 or more")
+    _int_option(fanout_id_base, "fanout_id_base", allow_none=False)
+    _check_fanout_id(fanout_id_base, "fanout_id_base")
+    _int_option(buffer_size, "buffer_size", allow_none=False)
+    _check_buffer_size(buffer_size, "buffer_size")
+    ifaces = _parse_interfaces(interfaces, buffer_size, nic_numa or {})
+    _check_pins(topology, ifaces)
+    _assign_fanout_ids(ifaces, fanout_id_base)
+
+    pinned = [i for i in ifaces if i.pins is not None]
+    counted = [i for i in ifaces if i.pins is None and i.lb_procs is not None]
+    auto = [i for i in ifaces if i.pins is None and i.lb_procs is None]
+    reserve, pool, warnings = _reservation(topology, reserved_cores, ifaces, len(counted) + len(auto), use_hyperthreads)
+    reserved_cpus = sorted(cpu for core in topology.cores[:reserve] for cpu in core.cpus)
+    _check_capacity(topology, ifaces, pool, reserve, reserved_cores, use_hyperthreads)
 
     warnings.extend(_pin_warnings(topology, ifaces, set(reserved_cpus)))
     for iface in pinned:

@@ -340,46 +340,52 @@ def _present(module, misp, p, existing):
         "threat_level_id": THREAT_LEVEL[p["threat_level"]],
         "analysis": ANALYSIS[p["analysis"]],
     }
-    changes = []
     if existing is None:
-        event = MISPEvent()
-        event.from_dict(**want)
-        if p["uuid"]:
-            event.uuid = p["uuid"]
-        for tag in p["tags"]:
-            event.add_tag(tag)
-        for a in p["attributes"]:
-            event.add_attribute(**_attribute_fields(a))
-        for o in p["objects"]:
-            event.add_object(_build_object(module, o))
-        changes.append("create event")
-        changes += [f"add attribute {a['type']} {a['value']}" for a in p["attributes"]]
-        changes += [f"add object {o['name']}" for o in p["objects"]]
-        changes += [f"tag {t}" for t in p["tags"]]
-        after = None
-        if not module.check_mode:
-            created = call(misp, "create event", misp.add_event, event, pythonify=False)
-            after = created.get("Event", created)
-        if p["published"]:
-            changes.append("publish")
-            if after is not None:
-                call(misp, f"publish event {after['id']}", misp.publish, after["id"])
-                after = call(misp, f"event {after['id']}", misp.get_event, after["id"], pythonify=False)["Event"]
-        return _result(changes, None, after, want, p)
+        return _create(module, misp, p, want)
+    update = _plan_update(existing, p, want)
+    after = existing
+    if update["changes"] and not module.check_mode:
+        after = _apply_update(module, misp, existing, want, update)
+    if module.check_mode and update["changes"]:
+        after = None  # the diff shows the planned changes
+    return _result(update["changes"], existing, after, want, p)
 
-    eid = existing["id"]
-    meta = {k: v for k, v in want.items() if str(existing.get(k)) != str(v)}
-    if meta:
-        changes.append("update " + ", ".join(f"{k}={v}" for k, v in sorted(meta.items())))
-    have_tags = {t["name"] for t in existing.get("Tag", [])}
-    new_tags = [t for t in p["tags"] if t not in have_tags]
-    changes += [f"tag {t}" for t in new_tags]
-    have_attrs = {(a["type"], a["value"]): a for a in existing.get("Attribute", [])}
-    add_attrs, upd_attrs = [], []
+
+def _create(module, misp, p, want):
+    event = MISPEvent()
+    event.from_dict(**want)
+    if p["uuid"]:
+        event.uuid = p["uuid"]
+    for tag in p["tags"]:
+        event.add_tag(tag)
     for a in p["attributes"]:
-        cur = have_attrs.get((a["type"], a["value"]))
+        event.add_attribute(**_attribute_fields(a))
+    for o in p["objects"]:
+        event.add_object(_build_object(module, o))
+    changes = ["create event"]
+    changes += [f"add attribute {a['type']} {a['value']}" for a in p["attributes"]]
+    changes += [f"add object {o['name']}" for o in p["objects"]]
+    changes += [f"tag {t}" for t in p["tags"]]
+    after = None
+    if not module.check_mode:
+        created = call(misp, "create event", misp.add_event, event, pythonify=False)
+        after = created.get("Event", created)
+    if p["published"]:
+        changes.append("publish")
+        if after is not None:
+            call(misp, f"publish event {after['id']}", misp.publish, after["id"])
+            after = call(misp, f"event {after['id']}", misp.get_event, after["id"], pythonify=False)["Event"]
+    return _result(changes, None, after, want, p)
+
+
+def _attribute_changes(existing, wanted):
+    """Attributes to add, (current attribute, changed fields) to update, and their change lines."""
+    have = {(a["type"], a["value"]): a for a in existing.get("Attribute", [])}
+    add, update, changes = [], [], []
+    for a in wanted:
+        cur = have.get((a["type"], a["value"]))
         if cur is None:
-            add_attrs.append(a)
+            add.append(a)
             changes.append(f"add attribute {a['type']} {a['value']}")
             continue
         diff = {}
@@ -390,8 +396,22 @@ def _present(module, misp, p, existing):
         if a["category"] and cur.get("category") != a["category"]:
             diff["category"] = a["category"]
         if diff:
-            upd_attrs.append((cur, diff))
+            update.append((cur, diff))
             changes.append(f"update attribute {a['type']} {a['value']}: " + ", ".join(sorted(diff)))
+    return add, update, changes
+
+
+def _plan_update(existing, p, want):
+    """What differs between the event in MISP and the task, without touching MISP."""
+    changes = []
+    meta = {k: v for k, v in want.items() if str(existing.get(k)) != str(v)}
+    if meta:
+        changes.append("update " + ", ".join(f"{k}={v}" for k, v in sorted(meta.items())))
+    have_tags = {t["name"] for t in existing.get("Tag", [])}
+    new_tags = [t for t in p["tags"] if t not in have_tags]
+    changes += [f"tag {t}" for t in new_tags]
+    add_attrs, upd_attrs, attr_changes = _attribute_changes(existing, p["attributes"])
+    changes += attr_changes
     have_objs = {
         _object_key(o["name"], ((x["object_relation"], x["value"]) for x in o.get("Attribute", [])))
         for o in existing.get("Object", [])
@@ -405,29 +425,38 @@ def _present(module, misp, p, existing):
     publish = p["published"] and (bool(changes) or not existing.get("published"))
     if publish:
         changes.append("publish")
-    after = existing
-    if changes and not module.check_mode:
-        if meta:
-            event = MISPEvent()
-            event.from_dict(id=eid, uuid=existing["uuid"], **{**{k: existing[k] for k in want}, **meta})
-            call(misp, f"update event {eid}", misp.update_event, event, event_id=eid)
-        for t in new_tags:
-            call(misp, f"tag event {eid} with {t}", misp.tag, existing["uuid"], t)
-        for a in add_attrs:
-            call(misp, f"add attribute to event {eid}", misp.add_attribute, eid, _build_attribute(a))
-        for cur, diff in upd_attrs:
-            attr = MISPAttribute()
-            attr.from_dict(**{**cur, **diff})
-            call(misp, f"update attribute {cur['id']}", misp.update_attribute, attr, cur["id"])
-        for o in add_objs:
-            call(misp, f"add object to event {eid}", misp.add_object, eid, _build_object(module, o))
-        if publish:
-            call(misp, f"publish event {eid}", misp.publish, eid)
-        after = call(misp, f"event {eid}", misp.get_event, eid, pythonify=False)
-        after = after.get("Event", after)
-    if module.check_mode and changes:
-        after = None  # the diff shows the planned changes
-    return _result(changes, existing, after, want, p)
+    return {
+        "changes": changes,
+        "meta": meta,
+        "tags": new_tags,
+        "add_attributes": add_attrs,
+        "update_attributes": upd_attrs,
+        "add_objects": add_objs,
+        "publish": publish,
+    }
+
+
+def _apply_update(module, misp, existing, want, update):
+    """Carry out ``_plan_update``'s plan; the event as MISP has it afterwards."""
+    eid = existing["id"]
+    if update["meta"]:
+        event = MISPEvent()
+        event.from_dict(id=eid, uuid=existing["uuid"], **{**{k: existing[k] for k in want}, **update["meta"]})
+        call(misp, f"update event {eid}", misp.update_event, event, event_id=eid)
+    for t in update["tags"]:
+        call(misp, f"tag event {eid} with {t}", misp.tag, existing["uuid"], t)
+    for a in update["add_attributes"]:
+        call(misp, f"add attribute to event {eid}", misp.add_attribute, eid, _build_attribute(a))
+    for cur, diff in update["update_attributes"]:
+        attr = MISPAttribute()
+        attr.from_dict(**{**cur, **diff})
+        call(misp, f"update attribute {cur['id']}", misp.update_attribute, attr, cur["id"])
+    for o in update["add_objects"]:
+        call(misp, f"add object to event {eid}", misp.add_object, eid, _build_object(module, o))
+    if update["publish"]:
+        call(misp, f"publish event {eid}", misp.publish, eid)
+    after = call(misp, f"event {eid}", misp.get_event, eid, pythonify=False)
+    return after.get("Event", after)
 
 
 def _result(changes, before, after, want, p):
