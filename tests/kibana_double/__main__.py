@@ -8,9 +8,9 @@ Runs until SIGTERM. The user is ``elastic`` unless ``--username`` says otherwise
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
+
+from doubles_common import serve_until_signalled
 
 from .server import KibanaDouble
 
@@ -33,12 +33,7 @@ def main() -> None:
     )
     for space in args.space:
         double.add_space(space)
-    print(f"{args.flavor} double serving at {double.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
-    signal.signal(signal.SIGINT, lambda *_args: stop.set())
-    stop.wait()
-    double.stop()
+    serve_until_signalled(double, f"{args.flavor} double serving at {double.url}")
 
 
 if __name__ == "__main__":

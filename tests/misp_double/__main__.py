@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 from pathlib import Path
+
+from doubles_common import serve_until_signalled
 
 from .server import MispDouble
 
@@ -38,12 +38,7 @@ def main() -> None:
     )
     if args.events:
         double.add_events(json.loads(Path(args.events).read_text()))
-    print(f"MISP double serving {len(double.event_ids)} events at {double.url}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
-    signal.signal(signal.SIGINT, lambda *_args: stop.set())
-    stop.wait()
-    double.stop()
+    serve_until_signalled(double, f"MISP double serving {len(double.event_ids)} events at {double.url}")
 
 
 if __name__ == "__main__":

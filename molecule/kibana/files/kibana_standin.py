@@ -4,8 +4,9 @@ It starts as the vendor's unit starts Kibana (``bin/kibana`` as the ``kibana`` u
 ``KBN_PATH_CONF``), reads ``kibana.yml`` as the role writes it (one ``name: JSON value`` a
 line), refuses what Kibana refuses (no TLS certificate or key it can read, encryption keys
 under 32 characters, no service account token), writes its ``uuid`` into ``path.data`` and
-its pid file, and serves the Kibana API double (tests/kibana_double) over TLS with the
-configured certificate, so that the role's status wait and dashboards push run for real.
+its pid file, and serves the Kibana API double (tests/kibana_double, with
+tests/doubles_common.py beside it) over TLS with the configured certificate, so that the
+role's status wait and dashboards push run for real.
 The API user and password are in /etc/kibana-standin/credentials.json.
 """
 
@@ -13,16 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import ssl
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, "/usr/share/kibana/standin")
 
-from kibana_double import server as double_server
+from doubles_common import serve_until_signalled
+from kibana_double import KibanaDouble
 
 KEYS = ("xpack.encryptedSavedObjects.encryptionKey", "xpack.security.encryptionKey", "xpack.reporting.encryptionKey")
 
@@ -66,27 +66,18 @@ def main() -> None:
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
 
-    class TlsServer(double_server._QuietServer):
-        def server_bind(self) -> None:
-            super().server_bind()
-            # The handshake happens in the request's thread, on its first read.
-            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-
-    double_server._QuietServer = TlsServer
     credentials = json.loads(Path("/etc/kibana-standin/credentials.json").read_text())
-    double = double_server.KibanaDouble(
+    double = KibanaDouble(
         "kibana",
         username=credentials["username"],
         password=credentials["password"],
         host=s.get("server.host", "localhost"),
         port=int(s.get("server.port", 5601)),
+        tls=context,
     )
-    print(f"Kibana stand-in {double.version} serving https on port {s.get('server.port', 5601)}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_args: stop.set())
-    signal.signal(signal.SIGINT, lambda *_args: stop.set())
-    stop.wait()
-    double.stop()
+    serve_until_signalled(
+        double, f"Kibana stand-in {double.version} serving https on port {s.get('server.port', 5601)}"
+    )
 
 
 if __name__ == "__main__":
