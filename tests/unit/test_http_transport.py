@@ -271,7 +271,7 @@ def test_credentials_follow_a_redirect_on_the_same_origin_only(tr, serve):
         ]
     )
     client = transport(tr, home.url, username="soc", password="s3cret-pass")  # noqa: S106 - made up
-    for _ in range(3):
+    for _round in range(3):
         assert client.request("GET", "/x").status == 200
     auth = client.auth
     assert home.seen == [("GET", "/x", auth), ("GET", "/moved", auth), ("GET", "/x", auth), ("GET", "/x", auth)]
@@ -335,7 +335,7 @@ def test_long_error_bodies_are_cut_in_messages(tr, serve):
         SearchClient(hosts=[server.url], retries=0).request("PUT", "x", body={})
     assert "illegal_argument_exception: xxx" in str(caught.value) and len(str(caught.value)) < 1300
     client = KibanaClient(server.url, retries=0)
-    for _ in range(2):
+    for _kind in range(2):
         with pytest.raises(KibanaError) as caught:
             client.request("GET", "/api/x")
         assert "answered HTTP 400: xxx" in str(caught.value) and len(str(caught.value)) < 1300
