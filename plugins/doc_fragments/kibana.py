@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Connection options of every module that talks to Kibana or OpenSearch Dashboards.
+    # Options of every module that talks to Kibana or OpenSearch Dashboards, beside the
+    # common ones of wlcg.soc.http_client (module_utils.kibana.kibana_argument_spec).
     DOCUMENTATION = r"""
 options:
   url:
@@ -14,58 +15,25 @@ options:
         including the base path when it is served under one.
     type: str
     required: true
-  username:
-    description:
-      - User for HTTP basic authentication (with O(password)).
-      - A failed login names this user; the password is never shown.
-    type: str
-  password:
-    description:
-      - Password of O(username). Keep it in Ansible Vault; it is never logged.
-    type: str
-  api_key:
-    description:
-      - Elasticsearch API key, sent in an C(Authorization) header of scheme C(ApiKey); the
-        base64-encoded C(id:api_key) that Elasticsearch returns as C(encoded).
-      - Instead of O(username) and O(password).
-    type: str
   token:
     description:
       - Bearer token, such as a Kibana service account token, sent in an C(Authorization)
         header of scheme C(Bearer). Instead of O(username) and O(password).
     type: str
-  validate_certs:
+  engine:
     description:
-      - Verify the server's TLS certificate. Turn off only for a test instance.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - CA bundle (PEM) to verify the server with, when its CA is not in the system
-        trust store.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for each request.
-    type: float
-    default: 30
-  retries:
-    description:
-      - How many times a request is repeated after a connection failure or an HTTP 502,
-        503 or 504 answer (Kibana answers 503 while it starts), waiting 1, 2, 4... seconds
-        (at most 10) in between. A request that changes something is repeated after a
-        connection failure only when it cannot have reached the server.
-    type: int
-    default: 3
-  flavor:
-    description:
-      - C(kibana) for Kibana 8, C(dashboards) for OpenSearch Dashboards 2.
-      - Both get the C(kbn-xsrf) and the C(osd-xsrf) header; the flavor decides which APIs
+      - The search engine of the stack, as for the other modules and roles of the
+        collection. V(elasticsearch) for Kibana 8, V(opensearch) for OpenSearch Dashboards 2.
+      - Both get the C(kbn-xsrf) and the C(osd-xsrf) header; the engine decides which APIs
         are used where the products differ (spaces, data views).
     type: str
-    choices: [kibana, dashboards]
-    default: kibana
+    choices: [elasticsearch, opensearch]
+    default: elasticsearch
 notes:
   - Without O(username), O(api_key) or O(token) the requests carry no credentials, which
     works only where anonymous access is allowed.
+  - Kibana answers HTTP 503 while it starts; such requests are repeated within O(retries).
+  - The C(kibana_*) modules form the module group C(wlcg.soc.kibana), so a play, block or
+    task may give their connection options once, in C(module_defaults) under
+    C(group/wlcg.soc.kibana).
 """

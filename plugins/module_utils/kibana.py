@@ -1,44 +1,47 @@
 # Copyright: contributors to wlcg.soc
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small client for the Kibana and OpenSearch Dashboards HTTP APIs (standard library only).
-
-Importable without Ansible. Used by the ``kibana_*`` modules:
+"""A small client for the Kibana and OpenSearch Dashboards HTTP APIs, on the shared HTTP
+transport (module_utils/transport.py: TLS, credentials, redaction, retries, deadline,
+redirects). Standard library only, importable without Ansible. Used by the ``kibana_*``
+modules:
 
 * one base URL; basic authentication, an API key (``Authorization: ApiKey``) or a
-  service account token (``Authorization: Bearer``); TLS verified by default, against the
-  system trust store or ``ca_path``;
+  service account token (``Authorization: Bearer``);
 * every request carries both ``kbn-xsrf`` and ``osd-xsrf`` (each product ignores the
   other's header), so a request that changes state is never refused for want of one;
 * spaces: paths are prefixed with ``/s/<space>`` except for the default space;
-* bounded retries with exponential backoff for connection failures and for HTTP 502, 503
-  (Kibana answers 503 while it starts) and 504; requests that change state are retried
-  after a connection failure only when the request cannot have reached the server;
 * every failure is a ``KibanaError`` whose message says what to do and never contains
   the password, the API key or the token (HTTP 401 names the user).
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
-import os
 import re
-import socket
-import ssl
 import time
 import uuid
-from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode, urlsplit
-from urllib.request import HTTPSHandler, Request, build_opener
+from typing import Any, Callable
+from urllib.parse import quote
 
-FLAVORS = ("kibana", "dashboards")
-PRODUCT = {"kibana": "Kibana", "dashboards": "OpenSearch Dashboards"}
+from ansible_collections.wlcg.soc.plugins.module_utils.transport import (
+    RETRY_STATUSES,
+    Response,
+    Transport,
+    TransportError,
+    Unavailable,
+    base_url,
+    http_argument_spec,
+    shorten,
+)
+
+# The engine of the stack: Kibana goes with Elasticsearch, OpenSearch Dashboards with OpenSearch.
+ENGINES = ("elasticsearch", "opensearch")
+PRODUCT = {"elasticsearch": "Kibana", "opensearch": "OpenSearch Dashboards"}
 DEFAULT_SPACE = "default"
 # Kibana's space identifiers (x-pack/plugins/spaces: lower-case letters, digits, _ and -).
 SPACE_ID_RE = re.compile(r"^[a-z0-9_\-]+$")
-RETRY_STATUSES = (502, 503, 504)
-USER_AGENT = "wlcg.soc-kibana"
+XSRF_HEADERS = {"kbn-xsrf": "true", "osd-xsrf": "true"}
 
 
 class KibanaError(Exception):
@@ -51,18 +54,12 @@ class KibanaError(Exception):
 
 
 def kibana_argument_spec() -> dict:
-    """The connection options of every Kibana module (documented in the wlcg.soc.kibana doc fragment)."""
+    """The connection options of every Kibana module (doc fragments wlcg.soc.http_client and wlcg.soc.kibana)."""
     return dict(
+        **http_argument_spec(),
         url=dict(type="str", required=True),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        api_key=dict(type="str", no_log=True),
         token=dict(type="str", no_log=True),
-        ca_path=dict(type="path"),
-        validate_certs=dict(type="bool", default=True),
-        timeout=dict(type="float", default=30),
-        retries=dict(type="int", default=3),
-        flavor=dict(type="str", choices=list(FLAVORS), default="kibana"),
+        engine=dict(type="str", choices=list(ENGINES), default="elasticsearch"),
     )
 
 
@@ -83,7 +80,7 @@ def client_from_params(params: dict) -> KibanaClient:
         validate_certs=params.get("validate_certs", True),
         timeout=params.get("timeout") or 30,
         retries=params.get("retries", 3),
-        flavor=params.get("flavor") or "kibana",
+        engine=params.get("engine") or "elasticsearch",
     )
 
 
@@ -106,18 +103,6 @@ def encode_multipart(field: str, filename: str, content: bytes, content_type: st
     return head + content + tail, f"multipart/form-data; boundary={boundary}"
 
 
-class Response:
-    def __init__(self, status: int, headers: dict, body: bytes):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> object:
-        if not self.body:
-            return None
-        return json.loads(self.body.decode("utf-8"))
-
-
 class KibanaClient:
     """One Kibana (or OpenSearch Dashboards) endpoint."""
 
@@ -133,63 +118,36 @@ class KibanaClient:
         validate_certs: bool = True,
         timeout: float = 30.0,
         retries: int = 3,
-        flavor: str = "kibana",
+        engine: str = "elasticsearch",
         backoff: float = 1.0,
-        sleep=time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ):
-        parts = urlsplit(url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise KibanaError(f"url must be an http:// or https:// URL, got {url!r}")
-        if flavor not in FLAVORS:
-            raise KibanaError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
-        if password is not None and not username:
-            raise KibanaError("password needs username")
-        if sum(bool(x) for x in (password, api_key, token)) > 1:
-            raise KibanaError("give only one of username/password, api_key and token")
-        if retries < 0:
-            raise KibanaError(f"retries must be 0 or more, got {retries}")
-        if timeout <= 0:
-            raise KibanaError(f"timeout must be a positive number of seconds, got {timeout}")
-        if ca_path and not os.path.isfile(ca_path):
-            raise KibanaError(f"ca_path {ca_path} is not a file")
-        self.url = url.rstrip("/")
-        self.flavor = flavor
-        self.product = PRODUCT[flavor]
-        self.username = username
-        self.timeout = float(timeout)
-        self.retries = int(retries)
-        self.backoff = backoff
-        self._sleep = sleep
-        self._secrets = [s for s in (password, api_key, token) if s]
-        if username and password is not None:
-            creds = base64.b64encode(f"{username}:{password}".encode()).decode()
-            self._auth = f"Basic {creds}"
-            self._secrets.append(creds)
-            self.identity = f"user '{username}'"
-        elif api_key:
-            self._auth = f"ApiKey {api_key}"
-            self.identity = "the API key"
-        elif token:
-            self._auth = f"Bearer {token}"
-            self.identity = "the service account token"
-        else:
-            self._auth = None
-            self.identity = "anonymous access (no credentials given)"
-        context = None
-        if parts.scheme == "https":
-            if validate_certs:
-                context = ssl.create_default_context(cafile=ca_path or None)
-            else:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-        self._opener = build_opener(HTTPSHandler(context=context)) if context else build_opener()
+        if engine not in ENGINES:
+            raise KibanaError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        try:
+            self.url = base_url(url, "url")
+            self.transport = Transport(
+                [self.url],
+                username=username,
+                password=password,
+                api_key=api_key,
+                token=token,
+                ca_path=ca_path,
+                validate_certs=validate_certs,
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                sleep=sleep,
+                headers=XSRF_HEADERS,
+            )
+        except TransportError as exc:
+            raise KibanaError(str(exc)) from None
+        self.engine = engine
+        self.product = PRODUCT[engine]
+        self.identity = self.transport.identity or "anonymous access (no credentials given)"
 
-    # ----------------------------------------------------------------- helpers
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
+        return self.transport.redact(text)
 
     @staticmethod
     def space_path(space: str | None, path: str) -> str:
@@ -198,20 +156,6 @@ class KibanaClient:
         if not space or space == DEFAULT_SPACE:
             return path
         return f"/s/{space}{path}"
-
-    def _headers(self, content_type: str | None) -> dict:
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            # Kibana wants kbn-xsrf, OpenSearch Dashboards osd-xsrf; each ignores the other.
-            "kbn-xsrf": "true",
-            "osd-xsrf": "true",
-        }
-        if content_type:
-            headers["Content-Type"] = content_type
-        if self._auth:
-            headers["Authorization"] = self._auth
-        return headers
 
     # ----------------------------------------------------------------- requests
     def request(
@@ -225,65 +169,41 @@ class KibanaClient:
         body: bytes | None = None,
         content_type: str | None = None,
         ok: tuple = (200,),
-        safe: bool | None = None,
+        idempotent: bool | None = None,
         what: str | None = None,
     ) -> Response:
-        """Send one request; retry what may be retried; raise KibanaError unless the status is in ``ok``.
-
-        ``safe`` says whether the request may be repeated after a connection failure
-        that happened once it was sent (default: for GET and HEAD only).
-        """
+        """Send one request (repeated as the transport's retry policy allows); raise
+        KibanaError unless the status is in ``ok``. ``idempotent`` marks a POST that may
+        be repeated (one that only reads, or sets the same values again)."""
         full = self.space_path(space, path)
-        if query:
-            full += "?" + urlencode({k: _query_value(v) for k, v in query.items() if v is not None}, doseq=True)
+        what = what or f"{method} {full}"
         if json_body is not None:
             body = json.dumps(json_body).encode("utf-8")
             content_type = "application/json"
-        if safe is None:
-            safe = method in ("GET", "HEAD")
-        what = what or f"{method} {full}"
-        attempts = self.retries + 1
-        last_problem = ""
-        for attempt in range(1, attempts + 1):
-            # The scheme was checked in __init__: http or https only.
-            req = Request(self.url + full, data=body, method=method, headers=self._headers(content_type))  # noqa: S310
-            try:
-                with self._opener.open(req, timeout=self.timeout) as handle:
-                    response = Response(handle.status, dict(handle.headers.items()), handle.read())
-            except HTTPError as err:
-                response = Response(err.code, dict(err.headers.items()) if err.headers else {}, _read(err))
-            except (URLError, OSError, http.client.HTTPException) as err:
-                reason = getattr(err, "reason", err)
-                if _is_tls_failure(reason):
-                    raise KibanaError(
-                        f"{self.product} at {self.url}: TLS certificate verification failed ({reason}); "
-                        "set ca_path to the CA bundle that signed its certificate"
-                    ) from None
-                last_problem = self.redact(_describe_network(reason))
-                if not (safe or _not_sent(reason)) or attempt == attempts:
-                    break
-                self._sleep(self._delay(attempt))
-                continue
-            if response.status in RETRY_STATUSES and attempt < attempts:
-                last_problem = f"HTTP {response.status}"
-                self._sleep(self._delay(attempt))
-                continue
-            if response.status in ok:
-                return response
-            raise self._http_error(what, response)
-        raise KibanaError(
-            f"{self.product} at {self.url} is unreachable ({what}): {last_problem}; "
-            f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}"
-        )
-
-    def _delay(self, attempt: int) -> float:
-        return min(self.backoff * (2 ** (attempt - 1)), 10.0)
+        headers = {"Content-Type": content_type} if content_type else None
+        try:
+            response = self.transport.request(
+                method, full, query=query, body=body, headers=headers, idempotent=idempotent
+            )
+        except Unavailable as exc:
+            if exc.response is not None:
+                raise self._http_error(what, exc.response) from None
+            last = exc.problems[-1][1]
+            raise KibanaError(
+                f"{self.product} at {self.url} is unreachable ({what}): {last}; "
+                f"gave up after {exc.attempts} attempt{'s' if exc.attempts != 1 else ''}"
+            ) from None
+        except TransportError as exc:
+            raise KibanaError(f"{self.product} at {self.redact(str(exc))}") from None
+        if response.status in ok:
+            return response
+        raise self._http_error(what, response)
 
     def _http_error(self, what: str, response: Response) -> KibanaError:
         message = self.redact(_error_message(response))
         status = response.status
         try:
-            payload = response.json()
+            payload = self.transport.redact_value(response.json())
         except ValueError:
             payload = None
         if status == 401:
@@ -291,22 +211,23 @@ class KibanaClient:
         elif status == 403:
             text = f"{self.product} at {self.url}: {self.identity} may not do this ({what}, HTTP 403): {message}"
         elif status in RETRY_STATUSES:
+            attempts = response.attempts
             text = (
                 f"{self.product} at {self.url} is not available ({what}, HTTP {status}) after "
-                f"{self.retries + 1} attempts: {message}"
+                f"{attempts} attempt{'s' if attempts != 1 else ''}: {message}"
             )
         else:
             text = f"{self.product} at {self.url}: {what} answered HTTP {status}: {message}"
         return KibanaError(text, status=status, body=payload)
 
-    def json(self, method: str, path: str, **kwargs) -> object:
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
         try:
             return response.json()
         except ValueError:
             raise KibanaError(
                 f"{self.product} at {self.url}: {method} {path} answered something that is not JSON: "
-                f"{self.redact(response.body[:200].decode('utf-8', 'replace'))}"
+                f"{self.redact(shorten(response.text, 200))}"
             ) from None
 
     # ----------------------------------------------------------------- APIs
@@ -316,9 +237,9 @@ class KibanaClient:
         check_space_id(space)
         if not space or space == DEFAULT_SPACE:
             return
-        if self.flavor == "dashboards":
+        if self.engine == "opensearch":
             raise KibanaError(
-                "OpenSearch Dashboards has no spaces (it has tenants): leave space unset with flavor=dashboards"
+                "OpenSearch Dashboards has no spaces (it has tenants): leave space unset with engine=opensearch"
             )
         response = self.request("GET", f"/api/spaces/space/{quote(space, safe='')}", ok=(200, 404))
         if response.status == 404:
@@ -330,10 +251,10 @@ class KibanaClient:
         if not objects:
             return []
         body = [{"type": o["type"], "id": o["id"]} for o in objects]
-        data = self.json("POST", "/api/saved_objects/_bulk_get", space=space, json_body=body, safe=True)
+        data = self.json("POST", "/api/saved_objects/_bulk_get", space=space, json_body=body, idempotent=True)
         found = data.get("saved_objects") if isinstance(data, dict) else None
         if not isinstance(found, list) or len(found) != len(body):
-            raise KibanaError(f"{self.product} at {self.url}: unexpected _bulk_get answer: {str(data)[:200]}")
+            raise KibanaError(f"{self.product} at {self.url}: unexpected _bulk_get answer: {shorten(data, 200)}")
         return found
 
     def import_objects(self, ndjson: bytes, space: str | None = None, overwrite: bool = True) -> dict:
@@ -344,21 +265,8 @@ class KibanaClient:
             "POST", "/api/saved_objects/_import", space=space, query=query, body=body, content_type=content_type
         )
         if not isinstance(data, dict) or "success" not in data:
-            raise KibanaError(f"{self.product} at {self.url}: unexpected _import answer: {str(data)[:200]}")
+            raise KibanaError(f"{self.product} at {self.url}: unexpected _import answer: {shorten(data, 200)}")
         return data
-
-
-def _query_value(value: object) -> object:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
-def _read(err: HTTPError) -> bytes:
-    try:
-        return err.read() or b""
-    except (OSError, http.client.HTTPException):
-        return b""
 
 
 def _error_message(response: Response) -> str:
@@ -373,30 +281,11 @@ def _error_message(response: Response) -> str:
             message = json.dumps(message)
         extra = payload.get("attributes")
         if extra:
-            message = f"{message} ({json.dumps(extra)[:300]})"
+            message = f"{message} ({shorten(json.dumps(extra), 300)})"
         if message:
-            return str(message)
-    text = response.body[:300].decode("utf-8", "replace").strip()
+            return shorten(message)
+    text = shorten(response.text.strip(), 300)
     return text or http.client.responses.get(response.status, "no message")
-
-
-def _is_tls_failure(reason: object) -> bool:
-    return isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason)
-
-
-def _not_sent(reason: object) -> bool:
-    """Whether a connection failure happened before the request reached the server."""
-    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or (
-        isinstance(reason, OSError) and "Connection refused" in str(reason)
-    )
-
-
-def _describe_network(reason: object) -> str:
-    if isinstance(reason, socket.timeout) or "timed out" in str(reason).lower():
-        return f"no answer in time ({reason})"
-    if isinstance(reason, socket.gaierror):
-        return f"name resolution failed ({reason})"
-    return str(reason) or reason.__class__.__name__
 
 
 # --------------------------------------------------------------------------- saved objects

@@ -1,7 +1,8 @@
 # Copyright: contributors to wlcg.soc
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HTTP client the Elasticsearch / OpenSearch modules share, and the normalisation
-that lets them compare what they want with what the server stores.
+"""The Elasticsearch / OpenSearch client of the search modules (on the shared HTTP
+transport, module_utils/transport.py), and the normalisation that lets them compare what
+they want with what the server stores.
 
 Standard library only, on purpose: the official clients are tied to one engine
 (elasticsearch-py 8/9 refuses any server whose replies lack ``X-Elastic-Product:
@@ -15,38 +16,32 @@ API keys never appear in a message (a refused login names the user, or the API k
 
 from __future__ import annotations
 
-import base64
 import copy
-import http.client
 import json
-import socket
-import ssl
-import time
 from typing import Any, Callable
-from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
-from urllib.request import HTTPSHandler, Request, build_opener
+from urllib.parse import quote
+
+from ansible_collections.wlcg.soc.plugins.module_utils.transport import (
+    Transport,
+    TransportError,
+    Unavailable,
+    base_url,
+    display_url,
+    http_argument_spec,
+    shorten,
+)
 
 ENGINES = ("auto", "elasticsearch", "opensearch")
-# Answers worth another try (on the next host, then after a pause).
-RETRY_STATUSES = (429, 502, 503, 504)
 HEALTH_ORDER = {"red": 0, "yellow": 1, "green": 2}
-BACKOFF_CAP = 30.0
 
 
 def search_argument_spec() -> dict:
-    """Connection options of every module (documented in the wlcg.soc.elasticsearch doc fragment)."""
+    """Connection options of every module (doc fragments wlcg.soc.http_client and wlcg.soc.elasticsearch)."""
     return dict(
+        **http_argument_spec(),
         hosts=dict(type="list", elements="str", default=["https://localhost:9200"]),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        api_key=dict(type="str", no_log=True),
-        ca_path=dict(type="path"),
-        validate_certs=dict(type="bool", default=True),
         client_cert=dict(type="path"),
         client_key=dict(type="path"),
-        timeout=dict(type="float", default=30),
-        retries=dict(type="int", default=3),
         engine=dict(type="str", default="auto", choices=list(ENGINES)),
     )
 
@@ -86,26 +81,16 @@ def client_from_params(params: dict, **kwargs: Any) -> SearchClient:
     )
 
 
-def _display_url(url: str) -> str:
-    """The URL without any user:password@ part."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
 def error_reason(data: Any) -> str:
     """The server's reason from an error body: type and reason, the root causes and the
-    innermost ``caused_by`` (where the real cause usually is)."""
+    innermost ``caused_by`` (where the real cause usually is), cut to a readable length."""
     if not isinstance(data, dict):
-        return str(data)[:2000] if data not in (None, "") else ""
+        return shorten(data) if data not in (None, "") else ""
     err = data.get("error", data)
     if isinstance(err, str):
-        return err
+        return shorten(err)
     if not isinstance(err, dict):
-        return json.dumps(data)[:2000]
+        return shorten(json.dumps(data))
 
     def one(item: dict) -> str:
         kind, reason = item.get("type"), item.get("reason")
@@ -122,16 +107,16 @@ def error_reason(data: Any) -> str:
         parts.append(f"caused by {one(inner)}")
     failures = err.get("failures") or data.get("failures")
     if isinstance(failures, list):
-        parts += [str(f)[:300] for f in failures[:3]]
-    return "; ".join(parts)
+        parts += [shorten(f, 300) for f in failures[:3]]
+    return shorten("; ".join(parts))
 
 
 class SearchClient:
     """A small JSON-over-HTTP client for Elasticsearch and OpenSearch.
 
-    ``hosts`` are tried in order; a connection failure, 429 or 5xx-unavailable moves to
-    the next one, and after a whole round the client pauses (``backoff`` seconds,
-    doubling, at most 30) and tries again, ``retries`` times at most.
+    ``hosts`` are tried in order and in rounds, with pauses between the rounds, by the
+    shared transport's retry policy; the cluster health check is repeated ``retries``
+    times at most, with the same pauses.
     """
 
     def __init__(
@@ -148,155 +133,73 @@ class SearchClient:
         retries: int = 3,
         engine: str = "auto",
         backoff: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ):
         if isinstance(hosts, str):
             hosts = [hosts]
-        self.hosts: list[str] = []
-        for host in hosts:
-            host = host.strip()
-            if "://" not in host:
-                host = f"https://{host}"
-            parts = urlsplit(host)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise SearchError(f"hosts: {_display_url(host)!r} is not an http(s) URL")
-            if parts.username or parts.password:
-                raise SearchError(
-                    f"hosts: {_display_url(host)} carries credentials in the URL; use username/password or api_key"
-                )
-            self.hosts.append(host.rstrip("/"))
-        if not self.hosts:
+        if not hosts:
             raise SearchError("hosts: at least one URL is required")
         if engine not in ENGINES:
             raise SearchError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if retries < 0:
-            raise SearchError(f"retries must be 0 or more, got {retries}")
-        if timeout <= 0:
-            raise SearchError(f"timeout must be a positive number of seconds, got {timeout}")
-        self.username = username
+        try:
+            self.hosts = [base_url(host, "hosts", default_scheme="https") for host in hosts]
+            self.transport = Transport(
+                self.hosts,
+                username=username,
+                password=password,
+                api_key=api_key,
+                ca_path=ca_path,
+                validate_certs=validate_certs,
+                client_cert=client_cert,
+                client_key=client_key,
+                timeout=timeout,
+                retries=retries,
+                backoff=backoff,
+                **({"sleep": sleep} if sleep else {}),
+            )
+        except TransportError as exc:
+            raise SearchError(str(exc)) from None
         self.last_host = self.hosts[0]
-        self.timeout = float(timeout)
-        self.retries = int(retries)
-        self.backoff = backoff
-        self.sleep = sleep
+        self.timeout = self.transport.timeout
+        self.retries = self.transport.retries
         self.engine = None if engine == "auto" else engine
         self.version: str | None = None
         self.cluster_name: str | None = None
-        self._secrets = [s for s in (password, api_key) if s]
-        self._auth: str | None = None
-        self._api_key_id: str | None = None
-        if api_key:
-            encoded = api_key
-            if ":" in api_key:  # "id:key" as the create API returns them apart
-                encoded = base64.b64encode(api_key.encode()).decode()
-            self._auth = f"ApiKey {encoded}"
-            self._secrets.append(encoded)
-            try:
-                self._api_key_id = base64.b64decode(encoded, validate=True).decode().split(":", 1)[0]
-            except (ValueError, UnicodeDecodeError):
-                self._api_key_id = None
-        elif username:
-            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-            self._auth = f"Basic {token}"
-            self._secrets.append(token)
-        self._opener = build_opener(
-            HTTPSHandler(context=self._ssl_context(ca_path, validate_certs, client_cert, client_key))
-        )
-
-    @staticmethod
-    def _ssl_context(ca_path, validate_certs, client_cert, client_key) -> ssl.SSLContext:
-        if validate_certs:
-            ctx = ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
-        else:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if client_cert:
-            try:
-                ctx.load_cert_chain(client_cert, client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise SearchError(f"client_cert/client_key: cannot load {client_cert}: {exc}") from None
-        return ctx
 
     # -- plumbing ---------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return text
+        return self.transport.redact(text)
 
     def _who(self) -> str:
-        if self._api_key_id:
-            return f"the API key with id {self._api_key_id!r}"
-        if self._auth and self._auth.startswith("ApiKey"):
-            return "the API key"
-        if self.username:
-            return f"user {self.username!r}"
-        return "anonymous access (no username or api_key given)"
-
-    def _once(self, host: str, method: str, path: str, data: bytes | None, headers: dict):
-        """One HTTP exchange: (status, parsed body, headers). Connection problems raise OSError."""
-        # hosts are checked to be http(s) URLs in __init__
-        req = Request(f"{host}/{path.lstrip('/')}", data=data, method=method, headers=headers)  # noqa: S310
-        try:
-            with self._opener.open(req, timeout=self.timeout) as resp:
-                status, raw, rheaders = resp.status, resp.read(), resp.headers
-        except HTTPError as exc:
-            status, raw, rheaders = exc.code, exc.read(), exc.headers
-        except URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise SearchError(
-                    f"{_display_url(host)}: TLS certificate verification failed ({reason.verify_message or reason}); "
-                    "set ca_path to the CA bundle that signed it"
-                ) from None
-            raise OSError(str(reason)) from None
-        except (socket.timeout, TimeoutError) as exc:
-            raise OSError(f"no answer within {self.timeout:g}s ({exc or 'timed out'})") from None
-        except (ConnectionError, http.client.HTTPException) as exc:
-            raise OSError(f"{type(exc).__name__}: {exc}") from None
-        text = raw.decode("utf-8", errors="replace") if raw else ""
-        try:
-            body: Any = json.loads(text) if text.strip() else None
-        except ValueError:
-            body = text
-        return status, body, rheaders
+        return self.transport.identity or "anonymous access (no username or api_key given)"
 
     def raw(self, method: str, path: str, body: Any = None, params: dict | None = None) -> tuple[int, Any, Any]:
         """The first answer that is not worth retrying: (status, body, headers)."""
-        if params:
-            path = f"{path}?{urlencode(params)}"
-        headers = {"Accept": "application/json"}
-        data = None
+        data, headers = None, {}
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if self._auth:
-            headers["Authorization"] = self._auth
-        problems: list[str] = []
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.sleep(min(BACKOFF_CAP, self.backoff * 2 ** (attempt - 1)))
-            for host in self.hosts:
-                try:
-                    status, parsed, rheaders = self._once(host, method, path, data, headers)
-                except OSError as exc:
-                    problems.append(f"{_display_url(host)}: {exc}")
-                    continue
-                if status in RETRY_STATUSES:
-                    problems.append(f"{_display_url(host)}: HTTP {status} {error_reason(parsed)}".rstrip())
-                    continue
-                self.last_host = host
-                return status, parsed, rheaders
-        tries = self.retries + 1
-        last = problems[-len(self.hosts) :]
-        raise SearchError(
-            self.redact(
-                f"{method} /{path.lstrip('/').split('?')[0]}: no usable answer from "
-                f"{', '.join(_display_url(h) for h in self.hosts)} after {tries} "
-                f"round{'s' if tries > 1 else ''} of tries: " + "; ".join(last)
-            )
-        )
+        try:
+            response = self.transport.request(method, path, query=params, body=data, headers=headers)
+        except Unavailable as exc:
+            rounds = exc.rounds
+            last = [
+                f"{display_url(host)}: "
+                + (f"HTTP {p.status} {error_reason(p.data())}".rstrip() if not isinstance(p, str) else p)
+                for host, p in exc.problems[-len(self.hosts) :]
+            ]
+            raise SearchError(
+                self.redact(
+                    f"{method} /{path.lstrip('/')}: no usable answer from "
+                    f"{', '.join(display_url(h) for h in self.hosts)} after {rounds} "
+                    f"round{'s' if rounds > 1 else ''} of tries: " + "; ".join(last)
+                )
+            ) from None
+        except TransportError as exc:
+            raise SearchError(self.redact(str(exc))) from None
+        self.last_host = response.base
+        return response.status, response.data(), response.headers
 
     def request(
         self,
@@ -317,11 +220,10 @@ class SearchClient:
 
     def fail(self, method: str, path: str, status: int, data: Any):
         """Raise the SearchError for an unsuccessful answer, with the server's reason."""
-        where = _display_url(self.last_host)
+        where = display_url(self.last_host)
         what = f"{method} /{path.lstrip('/')}"
         reason = error_reason(data)
-        if self._secrets:  # the error body goes with the exception: without any echoed secret
-            data = json.loads(self.redact(json.dumps(data)))
+        data = self.transport.redact_value(data)  # the error body goes with the exception
         if status == 401:
             raise SearchError(
                 self.redact(f"{where} refused {self._who()} (HTTP 401, authentication failed) on {what}: {reason}"),
@@ -362,12 +264,12 @@ class SearchClient:
         else:
             raise SearchError(
                 self.redact(
-                    f"{_display_url(self.last_host)}: cannot tell Elasticsearch from OpenSearch "
+                    f"{display_url(self.last_host)}: cannot tell Elasticsearch from OpenSearch "
                     f"(GET / answered HTTP {status}: {error_reason(data)}); set engine"
                 )
             )
         if self.engine and self.engine != detected:
-            raise SearchError(f"engine is {self.engine} but the server at {_display_url(self.last_host)} is {detected}")
+            raise SearchError(f"engine is {self.engine} but the server at {display_url(self.last_host)} is {detected}")
         self.engine = detected
         return {"engine": self.engine, "version": self.version, "cluster_name": self.cluster_name}
 
@@ -379,7 +281,7 @@ class SearchClient:
         last: dict = {}
         for attempt in range(self.retries + 1):
             if attempt:
-                self.sleep(min(BACKOFF_CAP, self.backoff * 2 ** (attempt - 1)))
+                self.transport.sleep(self.transport.delay(attempt))
             code, data, _headers = self.raw(
                 "GET", "_cluster/health", params={"wait_for_status": status, "timeout": f"{wait}ms"}
             )
@@ -396,7 +298,7 @@ class SearchClient:
             f"{k}={last.get(k)}" for k in ("unassigned_shards", "initializing_shards", "number_of_nodes") if k in last
         )
         raise SearchError(
-            f"cluster {last.get('cluster_name', '?')!r} at {_display_url(self.last_host)} "
+            f"cluster {last.get('cluster_name', '?')!r} at {display_url(self.last_host)} "
             f"is {last.get('status', 'unknown')} (wanted {status} or better) after {tries} "
             f"check{'s' if tries > 1 else ''} of up to {wait / 1000:g}s each ({detail})"
         )
@@ -625,66 +527,3 @@ def compare_ism(desired: Any, stored: Any) -> tuple[dict, dict]:
     before = prune_defaults(normalize_ism(stored), after, ISM_DEFAULTS)
     before = _collapse_empty_retry(drop_none(before))
     return before, after
-
-
-# -- what the modules share -----------------------------------------------------
-
-
-def as_json(value: Any) -> str:
-    """Stable JSON for the diff (sorted keys, indented, newline at the end)."""
-    if value is None:
-        return ""
-    return json.dumps(value, indent=2, sort_keys=True) + "\n"
-
-
-def plan(state: str, exists: bool, before: Any, after: Any) -> str:
-    """What to do: ``create``, ``update``, ``delete`` or ``none``."""
-    if state == "absent":
-        return "delete" if exists else "none"
-    if not exists:
-        return "create"
-    return "none" if before == after else "update"
-
-
-def diff_of(header: str, before: Any, after: Any) -> dict:
-    return {"before": as_json(before), "after": as_json(after), "before_header": header, "after_header": header}
-
-
-def reconcile(
-    module: Any,
-    result: dict,
-    header: str,
-    warning: str,
-    desired: Any,
-    read: Callable[[], Any],
-    compare: Callable[[Any, Any], tuple],
-    write: Callable[[bool], None],
-    delete: Callable[[], None],
-) -> Any:
-    """The modules' common present/absent flow; fills ``result`` and returns the stored
-    object (normalised) after the run, or None.
-
-    ``read`` returns the stored body or None; ``compare(desired, stored)`` both
-    normalised; ``write(exists)`` stores ``desired``; ``delete`` removes it. ``header``
-    titles the diff; ``warning`` is given when what was written reads back differently.
-    """
-    state = module.params["state"]
-    stored = read()
-    before, after = compare(desired, stored or {})
-    if stored is None:
-        before = None
-    action = plan(state, stored is not None, before, after)
-    if state == "absent":
-        after = None
-    result.update(operation=action, changed=action != "none")
-    if module._diff and action != "none":
-        result["diff"] = diff_of(header, before, after)
-    if action in ("create", "update") and not module.check_mode:
-        write(stored is not None)
-        stored_now, wanted = compare(desired, read())
-        if stored_now != wanted:
-            module.warn(warning)
-        after = stored_now
-    elif action == "delete" and not module.check_mode:
-        delete()
-    return after

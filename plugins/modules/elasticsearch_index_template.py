@@ -22,6 +22,7 @@ author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wlcg.soc.http_client
   - wlcg.soc.elasticsearch
 attributes:
   check_mode:
@@ -140,13 +141,13 @@ template:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
     client_from_params,
     compare_template,
     path_part,
-    reconcile,
     search_argument_spec,
 )
 
@@ -193,7 +194,7 @@ def main():
         client = client_from_params(p)
         info = client.connect()
         result.update(engine=info["engine"], engine_version=info["version"])
-        after = reconcile(
+        _before, after = reconcile(
             module,
             result,
             header=f"{kind} template {name}",
@@ -202,8 +203,8 @@ def main():
             desired=p["body"],
             read=lambda: read(client, kind, name),
             compare=compare_template,
-            write=lambda exists: client.request("PUT", path, body=p["body"]),
-            delete=lambda: client.request("DELETE", path),
+            write=lambda stored: client.request("PUT", path, body=p["body"]),
+            delete=lambda stored: client.request("DELETE", path),
         )
         if after is not None:
             result["template"] = after

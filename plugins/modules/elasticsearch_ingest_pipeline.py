@@ -20,6 +20,7 @@ author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wlcg.soc.http_client
   - wlcg.soc.elasticsearch
 attributes:
   check_mode:
@@ -113,13 +114,13 @@ pipeline:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
     client_from_params,
     compare_pipeline,
     path_part,
-    reconcile,
     search_argument_spec,
 )
 
@@ -155,7 +156,7 @@ def main():
         client = client_from_params(p)
         info = client.connect()
         result.update(engine=info["engine"], engine_version=info["version"])
-        after = reconcile(
+        _before, after = reconcile(
             module,
             result,
             header=f"ingest pipeline {pipeline_id}",
@@ -164,8 +165,8 @@ def main():
             desired=p["body"],
             read=lambda: read(client, pipeline_id),
             compare=compare_pipeline,
-            write=lambda exists: client.request("PUT", path, body=p["body"]),
-            delete=lambda: client.request("DELETE", path),
+            write=lambda stored: client.request("PUT", path, body=p["body"]),
+            delete=lambda stored: client.request("DELETE", path),
         )
         if after is not None:
             result["pipeline"] = after

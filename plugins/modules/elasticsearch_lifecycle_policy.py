@@ -27,6 +27,7 @@ author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wlcg.soc.http_client
   - wlcg.soc.elasticsearch
 attributes:
   check_mode:
@@ -144,6 +145,7 @@ policy:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
@@ -151,7 +153,6 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     compare_ilm,
     compare_ism,
     path_part,
-    reconcile,
     search_argument_spec,
     unwrap_policy,
 )
@@ -221,7 +222,7 @@ def main():
         info = client.connect()
         api = Ism(client, name) if info["engine"] == "opensearch" else Ilm(client, name)
         result.update(engine=info["engine"], engine_version=info["version"], api=api.name)
-        after = reconcile(
+        _before, after = reconcile(
             module,
             result,
             header=f"{api.name} policy {name}",
@@ -230,8 +231,8 @@ def main():
             desired=desired,
             read=api.read,
             compare=api.compare,
-            write=lambda exists: api.write(desired, exists=exists),
-            delete=lambda: client.request("DELETE", api.path),
+            write=lambda stored: api.write(desired, exists=stored is not None),
+            delete=lambda stored: client.request("DELETE", api.path),
         )
         if after is not None:
             result["policy"] = after

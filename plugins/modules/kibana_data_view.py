@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Makes sure a data view exists with the given index pattern (O(title)), display name and
     time field, or that it does not exist.
-  - With O(flavor=kibana) it uses Kibana's data views API (C(/api/data_views)); with
-    O(flavor=dashboards) it manages the C(index-pattern) saved object of OpenSearch
+  - With O(engine=elasticsearch) it uses Kibana's data views API (C(/api/data_views)); with
+    O(engine=opensearch) it manages the C(index-pattern) saved object of OpenSearch
     Dashboards through C(/api/saved_objects/index-pattern/<id>), as Dashboards has no data
     views API.
   - The data view is found by O(id) when given (recommended, as other saved objects refer to
@@ -27,6 +27,7 @@ author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wlcg.soc.http_client
   - wlcg.soc.kibana
 attributes:
   check_mode:
@@ -44,7 +45,7 @@ options:
   name:
     description:
       - Display name of the data view (Kibana 8.4 and later). Kibana shows the title when
-        it has none. Not supported with O(flavor=dashboards).
+        it has none. Not supported with O(engine=opensearch).
     type: str
   id:
     description:
@@ -58,7 +59,7 @@ options:
   space:
     description:
       - Kibana space of the data view (its identifier). Unset means the default space.
-        Not supported with O(flavor=dashboards).
+        Not supported with O(engine=opensearch).
     type: str
   state:
     description:
@@ -93,7 +94,7 @@ EXAMPLES = r"""
     url: https://dashboards.example.org:5601
     username: admin
     password: "{{ vault_dashboards_admin_password }}"
-    flavor: dashboards
+    engine: opensearch
     id: wlcg-soc-flows
     title: flows-*
     time_field: event.start
@@ -107,6 +108,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+operation:
+  description: What the module did (or, in check mode, would do).
+  returned: success
+  type: str
+  choices: [create, update, delete, none]
+  sample: update
 data_view:
   description:
     - The managed settings of the data view after the task (before it, for O(state=absent)).
@@ -134,6 +141,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.kibana import (
     client_from_params,
     kibana_argument_spec,
 )
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 
 
 def _view(obj):
@@ -189,11 +197,11 @@ class KibanaDataViews:
                 spec[field] = changes[key]
         body = {"data_view": spec, "refresh_fields": False}
         path = f"/api/data_views/data_view/{quote(ident, safe='')}"
-        return self.client.json("POST", path, space=self.space, json_body=body, safe=True)["data_view"]
+        return self.client.json("POST", path, space=self.space, json_body=body, idempotent=True)["data_view"]
 
     def delete(self, ident):
         path = f"/api/data_views/data_view/{quote(ident, safe='')}"
-        self.client.request("DELETE", path, space=self.space, ok=(200, 204, 404), safe=True)
+        self.client.request("DELETE", path, space=self.space, ok=(200, 204, 404))
 
 
 class DashboardsIndexPatterns:
@@ -235,12 +243,12 @@ class DashboardsIndexPatterns:
         if "time_field" in changes:
             attributes["timeFieldName"] = changes["time_field"]
         path = f"/api/saved_objects/index-pattern/{quote(ident, safe='')}"
-        self.client.json("PUT", path, json_body={"attributes": attributes}, safe=True)
+        self.client.json("PUT", path, json_body={"attributes": attributes})
         return self.get(ident)
 
     def delete(self, ident):
         path = f"/api/saved_objects/index-pattern/{quote(ident, safe='')}"
-        self.client.request("DELETE", path, ok=(200, 404), safe=True)
+        self.client.request("DELETE", path, ok=(200, 404))
 
 
 def main():
@@ -266,61 +274,47 @@ def main():
     for key in ("title", "name", "id", "time_field"):
         if p[key] is not None and not p[key].strip():
             module.fail_json(msg=f"{key} must not be empty", **result)
-    dashboards = p["flavor"] == "dashboards"
+    dashboards = p["engine"] == "opensearch"
     if dashboards and p["name"]:
-        module.fail_json(msg="name is not supported with flavor=dashboards (index patterns there have only a title)")
+        module.fail_json(msg="name is not supported with engine=opensearch (index patterns there have only a title)")
+    wanted = {"title": p["title"]}
+    if p["name"] is not None:
+        wanted["name"] = p["name"]
+    if p["time_field"] is not None:
+        wanted["time_field"] = p["time_field"]
+
+    def compare(desired, stored):
+        if not stored:
+            return {}, dict(desired, id=p["id"] or "(assigned by the server)")
+        return stored, dict(stored, **desired)
+
+    def write(stored):
+        if stored is None:
+            return _view(api.create(p["id"], p["title"], p["name"], p["time_field"]))
+        return _view(api.update(stored["id"], {k: v for k, v in wanted.items() if stored.get(k) != v}))
+
     try:
         check_space_id(p["space"])
         client = client_from_params(p)
         client.check_space(p["space"])
         api = DashboardsIndexPatterns(client) if dashboards else KibanaDataViews(client, p["space"])
         lookup = p["title"] if dashboards else (p["name"] or p["title"])
-        current = api.get(p["id"]) if p["id"] else api.find(lookup)
-        before = _view(current)
-
-        if p["state"] == "absent":
-            result["data_view"] = before
-            if current:
-                result["changed"] = True
-                if not module.check_mode:
-                    api.delete(current["id"])
-            _finish(module, result, before, {})
-
-        wanted = {"title": p["title"]}
-        if p["name"] is not None:
-            wanted["name"] = p["name"]
-        if p["time_field"] is not None:
-            wanted["time_field"] = p["time_field"]
-        if current is None:
-            after = dict(wanted, id=p["id"] or "(assigned by the server)")
-            result["changed"] = True
-            if module.check_mode:
-                result["data_view"] = after
-            else:
-                result["data_view"] = after = _view(api.create(p["id"], p["title"], p["name"], p["time_field"]))
-            _finish(module, result, before, after)
-
-        changes = {k: v for k, v in wanted.items() if before.get(k) != v}
-        after = dict(before, **changes)
-        result["data_view"] = after
-        if changes:
-            result["changed"] = True
-            if not module.check_mode:
-                result["data_view"] = after = _view(api.update(current["id"], changes))
-        _finish(module, result, before, after)
+        before, after = reconcile(
+            module,
+            result,
+            header=f"data view, space {space}",
+            warning=f"{client.product} stores data view {lookup or p['id']} differently from the task's settings, "
+            "so the next run will report a change again (see the diff)",
+            desired=wanted,
+            read=lambda: _view(api.get(p["id"]) if p["id"] else api.find(lookup)) or None,
+            compare=compare,
+            write=write,
+            delete=lambda stored: api.delete(stored["id"]),
+            read_back=False,
+        )
+        result["data_view"] = (before if p["state"] == "absent" else after) or {}
     except KibanaError as exc:
         module.fail_json(msg=str(exc), **result)
-
-
-def _finish(module, result, before, after):
-    if module._diff and result["changed"]:
-        header = f"data view, space {result['space']}"
-        result["diff"] = {
-            "before": json.dumps(before, indent=2, sort_keys=True) + "\n" if before else "",
-            "after": json.dumps(after, indent=2, sort_keys=True) + "\n" if after else "",
-            "before_header": header,
-            "after_header": header,
-        }
     module.exit_json(**result)
 
 

@@ -42,6 +42,7 @@ author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wlcg.soc.http_client
   - wlcg.soc.kibana
 attributes:
   check_mode:
@@ -67,7 +68,7 @@ options:
   space:
     description:
       - Kibana space to import into (its identifier). Unset means the default space.
-      - OpenSearch Dashboards has no spaces; leave it unset with O(flavor=dashboards).
+      - OpenSearch Dashboards has no spaces; leave it unset with O(engine=opensearch).
     type: str
   overwrite:
     description:
@@ -115,7 +116,7 @@ EXAMPLES = r"""
     url: https://dashboards.example.org:5601
     username: admin
     password: "{{ vault_dashboards_admin_password }}"
-    flavor: dashboards
+    engine: opensearch
     objects:
       - type: index-pattern
         id: wlcg-soc-zeek
@@ -215,6 +216,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.kibana import (
     object_key,
     parse_ndjson,
 )
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import diff_of
 
 
 def _desired(module):
@@ -242,8 +244,9 @@ def _desired(module):
     return objects
 
 
-def _diff_text(entries):
-    return json.dumps(entries, indent=2, sort_keys=True, ensure_ascii=False) + "\n" if entries else ""
+def _failed_entry(obj, error):
+    """An entry of ``errors`` as Kibana's import answer has them."""
+    return {"id": obj["id"], "type": obj["type"], "meta": {"title": obj["attributes"].get("title")}, "error": error}
 
 
 def _predicted_errors(client, pairs, space):
@@ -254,18 +257,8 @@ def _predicted_errors(client, pairs, space):
     for obj, found in pairs:
         problem = found.get("error") or {}
         if problem and problem.get("statusCode") != 404:
-            errors.append(
-                {
-                    "id": obj["id"],
-                    "type": obj["type"],
-                    "meta": {"title": obj["attributes"].get("title")},
-                    "error": {
-                        "type": "unknown",
-                        "message": problem.get("message"),
-                        "statusCode": problem.get("statusCode"),
-                    },
-                }
-            )
+            error = {"type": "unknown", "message": problem.get("message"), "statusCode": problem.get("statusCode")}
+            errors.append(_failed_entry(obj, error))
     given = {object_key(o) for o in desired}
     wanted = {}
     for obj in desired:
@@ -284,15 +277,67 @@ def _predicted_errors(client, pairs, space):
             if object_key(r) in missing and r.get("type") in VALIDATED_REFERENCE_TYPES
         ]
         if refs:
-            errors.append(
-                {
-                    "id": obj["id"],
-                    "type": obj["type"],
-                    "meta": {"title": obj["attributes"].get("title")},
-                    "error": {"type": "missing_references", "references": refs},
-                }
-            )
+            errors.append(_failed_entry(obj, {"type": "missing_references", "references": refs}))
     return errors
+
+
+def _sort(module, desired, stored, result):
+    """Sort the desired objects by what their stored copies (``stored``, in the same order)
+    call for into ``result``'s created / updated / unchanged / kept; returns the (object,
+    stored copy) pairs to import and the compared form of each before and after."""
+    pairs, before, after = [], {}, {}
+    for obj, found in zip(desired, stored):
+        key = object_key(obj)
+        error = found.get("error")
+        if error:
+            # Missing (404), or Kibana cannot read it (e.g. a type it does not know): the import says why.
+            result["created"].append(key)
+            pairs.append((obj, found))
+            if error.get("statusCode") == 404:
+                after[key] = comparable(obj)
+            continue
+        want, have = comparable(obj), comparable(found)
+        if want == have:
+            result["unchanged"].append(key)
+            continue
+        if not module.params["overwrite"]:
+            result["kept"].append(key)
+            continue
+        result["updated"].append(key)
+        pairs.append((obj, found))
+        before[key], after[key] = have, want
+        given, stored_version = obj.get("typeMigrationVersion"), found.get("typeMigrationVersion")
+        if given and stored_version and given != stored_version:
+            module.warn(
+                f"{key}: Kibana stores it as typeMigrationVersion {stored_version}, the file has {given}; "
+                "Kibana migrates such objects on import, so they differ on every run: export them "
+                "again from this Kibana"
+            )
+    return pairs, before, after
+
+
+def _report_import(module, client, answer, count, space, result):
+    """Exit with what Kibana's import ``answer`` says it wrote, or fail naming each object it did not."""
+    errors = answer.get("errors") or []
+    successes = answer.get("successResults") or []
+    nothing_written = any((e.get("error") or {}).get("type") in RESOLVABLE_ERRORS for e in errors)
+    result["imported"] = [] if nothing_written else [object_key(s) for s in successes]
+    result["success_count"] = answer.get("successCount", 0)
+    result["changed"] = bool(result["imported"])
+    if errors or answer.get("success") is not True:
+        lines = "; ".join(describe_import_error(e) for e in errors) or "no errors listed"
+        written = (
+            "Kibana wrote none of them"
+            if nothing_written or not result["imported"]
+            else f"Kibana wrote the other {len(result['imported'])}"
+        )
+        module.fail_json(
+            msg=f"{client.product} at {client.url} could not import {len(errors)} of {count} "
+            f"saved object(s) into space {space} ({written}): {lines}",
+            errors=errors,
+            **result,
+        )
+    module.exit_json(**result)
 
 
 def main():
@@ -318,58 +363,14 @@ def main():
         desired = _desired(module)
         client = client_from_params(p)
         client.check_space(p["space"])
-        stored = client.bulk_get(desired, p["space"])
-
-        to_import, pairs = [], []
-        before, after = {}, {}
-        for obj, found in zip(desired, stored):
-            key = object_key(obj)
-            error = found.get("error")
-            if error and error.get("statusCode") == 404:
-                result["created"].append(key)
-                to_import.append(obj)
-                pairs.append((obj, found))
-                after[key] = comparable(obj)
-                continue
-            if error:
-                # Kibana cannot read it (e.g. a type it does not know): the import says why.
-                result["created"].append(key)
-                to_import.append(obj)
-                pairs.append((obj, found))
-                continue
-            want, have = comparable(obj), comparable(found)
-            if want == have:
-                result["unchanged"].append(key)
-                continue
-            if not p["overwrite"]:
-                result["kept"].append(key)
-                continue
-            result["updated"].append(key)
-            to_import.append(obj)
-            pairs.append((obj, found))
-            before[key], after[key] = have, want
-            given, stored_version = obj.get("typeMigrationVersion"), found.get("typeMigrationVersion")
-            if given and stored_version and given != stored_version:
-                module.warn(
-                    f"{key}: Kibana stores it as typeMigrationVersion {stored_version}, the file has {given}; "
-                    "Kibana migrates such objects on import, so they differ on every run: export them "
-                    "again from this Kibana"
-                )
-
+        pairs, before, after = _sort(module, desired, client.bulk_get(desired, p["space"]), result)
         if module._diff and (before or after):
-            header = f"{client.product} saved objects, space {space}"
-            result["diff"] = {
-                "before": _diff_text(before),
-                "after": _diff_text(after),
-                "before_header": header,
-                "after_header": header,
-            }
-        if not to_import:
+            result["diff"] = diff_of(f"{client.product} saved objects, space {space}", before or None, after or None)
+        if not pairs:
             module.exit_json(**result)
-
         if module.check_mode:
-            predicted = _predicted_errors(client, pairs, p["space"])
             result["changed"] = True
+            predicted = _predicted_errors(client, pairs, p["space"])
             if predicted:
                 lines = "; ".join(describe_import_error(e) for e in predicted)
                 module.fail_json(
@@ -378,32 +379,11 @@ def main():
                     **result,
                 )
             module.exit_json(**result)
-
-        ndjson = "\n".join(json.dumps(for_import(o), sort_keys=True) for o in to_import) + "\n"
+        ndjson = "\n".join(json.dumps(for_import(o), sort_keys=True) for o, _found in pairs) + "\n"
         answer = client.import_objects(ndjson.encode("utf-8"), p["space"], overwrite=p["overwrite"])
     except KibanaError as exc:
         module.fail_json(msg=str(exc), **result)
-
-    errors = answer.get("errors") or []
-    successes = answer.get("successResults") or []
-    nothing_written = any((e.get("error") or {}).get("type") in RESOLVABLE_ERRORS for e in errors)
-    result["imported"] = [] if nothing_written else [object_key(s) for s in successes]
-    result["success_count"] = answer.get("successCount", 0)
-    result["changed"] = bool(result["imported"])
-    if errors or answer.get("success") is not True:
-        lines = "; ".join(describe_import_error(e) for e in errors) or "no errors listed"
-        written = (
-            "Kibana wrote none of them"
-            if nothing_written or not result["imported"]
-            else f"Kibana wrote the other {len(result['imported'])}"
-        )
-        module.fail_json(
-            msg=f"{client.product} at {client.url} could not import {len(errors)} of {len(to_import)} "
-            f"saved object(s) into space {space} ({written}): {lines}",
-            errors=errors,
-            **result,
-        )
-    module.exit_json(**result)
+    _report_import(module, client, answer, len(pairs), space, result)
 
 
 if __name__ == "__main__":

@@ -193,8 +193,8 @@ def test_bad_input_fails_with_the_reason(kibana_api, tmp_path):
     assert kibana_api.requests == []
 
 
-def test_dashboards_flavor(dashboards_api, tmp_path):
-    args = conn(dashboards_api, src=str(DASHBOARDS_EXPORT), flavor="dashboards")
+def test_dashboards_engine(dashboards_api, tmp_path):
+    args = conn(dashboards_api, src=str(DASHBOARDS_EXPORT), engine="opensearch")
     first, _out = run_task(tmp_path, "kibana_saved_objects", args)
     assert first["changed"] is True and len(first["imported"]) == 4
     second, _out = run_task(tmp_path, "kibana_saved_objects", args)
@@ -312,7 +312,7 @@ def test_data_view_found_by_name_without_id(kibana_api, tmp_path):
 
 
 def test_data_view_on_dashboards(dashboards_api, tmp_path):
-    args = conn(dashboards_api, flavor="dashboards", id="wlcg-soc-flows", title="flows-*", time_field="event.start")
+    args = conn(dashboards_api, engine="opensearch", id="wlcg-soc-flows", title="flows-*", time_field="event.start")
     res, _out = run_task(tmp_path, "kibana_data_view", args)
     assert res["changed"] is True
     assert dashboards_api.stored("index-pattern", "wlcg-soc-flows")["attributes"] == {
@@ -325,7 +325,7 @@ def test_data_view_on_dashboards(dashboards_api, tmp_path):
     assert res["changed"] is True
     assert dashboards_api.stored("index-pattern", "wlcg-soc-flows")["attributes"]["title"] == "flows-v2-*"
     res, _out = run_task(tmp_path, "kibana_data_view", dict(args, name="Flows"))
-    assert res["failed"] is True and "name is not supported with flavor=dashboards" in res["msg"]
+    assert res["failed"] is True and "name is not supported with engine=opensearch" in res["msg"]
     res, _out = run_task(tmp_path, "kibana_data_view", dict(args, state="absent"))
     assert res["changed"] is True and dashboards_api.stored("index-pattern", "wlcg-soc-flows") is None
 
