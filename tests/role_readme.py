@@ -321,7 +321,7 @@ def platforms_section(galaxy_info: dict) -> list[str]:
 
 
 def example_section(fqcn: str, specs: dict[str, dict], uses: list[tuple[str, str, str]]) -> list[str]:
-    hosts_of = {entry: hosts for _, hosts, entry in uses}
+    hosts_of = {entry: hosts for _playbook, hosts, entry in uses}
     lines = ["## Example playbook", ""]
     for entry in entry_point_order(specs) or ["main"]:
         options = (specs.get(entry) or {}).get("options") or {}
