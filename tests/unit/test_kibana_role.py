@@ -177,8 +177,16 @@ def test_unsupported_family_fails_first(playbook, platform):
         (KIBANA, {"kibana_api_url": "https://kibana:5601/"}, "an https URL without a"),
         (KIBANA, {"kibana_dashboards_push": "maybe"}, "argument 'kibana_dashboards_push' is of type str"),
         (KIBANA, {"kibana_space": "Security"}, 'kibana_space ("Security") must be empty (the default space)'),
-        (KIBANA, {"kibana_data_views": [{"title": "zeek-*"}]}, 'kibana_data_views ([{"title": "zeek-*"}])'),
-        (KIBANA, {"kibana_data_views": [{"id": "z", "title": "z-*", "index": "z"}]}, "must be a list of data views"),
+        (
+            KIBANA,
+            {"kibana_data_views": [{"title": "zeek-*"}]},
+            "missing required arguments: id found in kibana_data_views",
+        ),
+        (
+            KIBANA,
+            {"kibana_data_views": [{"id": "z", "title": "z-*", "index": "z"}]},
+            "kibana_data_views.index. Supported parameters include",
+        ),
         (KIBANA, {"kibana_api_wait_retries": 0}, "kibana_api_wait_retries (0) must be a whole number of at least 1"),
         (
             DASHBOARDS_SITE,

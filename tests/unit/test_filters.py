@@ -1,0 +1,133 @@
+"""The collection's filter plugins (plugins/filter/), imported from the built collection."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_heap_mb import elasticsearch_heap_mb
+from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_master_hosts import elasticsearch_master_hosts
+from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_node_names import elasticsearch_node_names
+from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_seed_hosts import elasticsearch_seed_hosts
+from ansible_collections.wlcg.soc.plugins.filter.host_url import host_url
+from ansible_collections.wlcg.soc.plugins.filter.memcached_servers import memcached_servers
+
+# Three nodes as the inventory gives them: es1 sets nothing (the role's defaults), es2 is a
+# master with its own address, port and name, es3 a data-only node.
+HOSTVARS = {
+    "es1": {"inventory_hostname": "es1"},
+    "es2": {
+        "elasticsearch_node_roles": ["master", "data"],
+        "elasticsearch_network_host": "2001:db8::2",
+        "elasticsearch_transport_port": 9301,
+        "elasticsearch_node_name": "node-two",
+    },
+    "es3": {"elasticsearch_node_roles": ["data", "ingest"], "elasticsearch_network_host": "192.0.2.3"},
+    "os1": {"elasticsearch_node_roles": ["cluster_manager"], "elasticsearch_network_host": ""},
+    "coord": {"elasticsearch_node_roles": []},
+}
+
+
+def test_master_hosts_keep_order_and_default_to_master():
+    assert elasticsearch_master_hosts(["es3", "es2", "es1", "os1", "coord"], HOSTVARS) == ["es2", "es1", "os1"]
+    assert elasticsearch_master_hosts([], HOSTVARS) == []
+
+
+def test_seed_hosts_from_each_hosts_own_address_and_port():
+    assert elasticsearch_seed_hosts(["es1", "es2", "es3", "os1"], HOSTVARS, 9300) == [
+        "es1:9300",
+        "[2001:db8::2]:9301",
+        "192.0.2.3:9300",
+        "os1:9300",
+    ]
+
+
+def test_node_names_fall_back_to_the_inventory_name():
+    assert elasticsearch_node_names(["es1", "es2", "os1"], HOSTVARS) == ["es1", "node-two", "os1"]
+    assert elasticsearch_node_names(["es2"], {"es2": {"elasticsearch_node_name": ""}}) == ["es2"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "memtotal", "heap"),
+    [
+        (0, 16384, 8192),
+        ("0", "16384", 8192),
+        (0, 128 * 1024, 31744),  # compressed pointers: at most 31 GiB
+        (0, 300, 256),  # at least 256 MiB
+        (0, 63489, 31744),
+        (0, 63487, 31743),
+        (2048, 512, 2048),  # as configured
+        ("4096", 0, 4096),
+    ],
+)
+def test_heap(configured, memtotal, heap):
+    assert elasticsearch_heap_mb(configured, memtotal) == heap
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "scheme", "url"),
+    [
+        ("192.0.2.1", 9200, "https", "https://192.0.2.1:9200"),
+        ("es1.example.org", "9201", "http", "http://es1.example.org:9201"),
+        ("2001:db8::1", 9200, "https", "https://[2001:db8::1]:9200"),
+        ("[2001:db8::1]", 9200, "https", "https://[2001:db8::1]:9200"),
+    ],
+)
+def test_host_url(host, port, scheme, url):
+    assert host_url(host, port, scheme) == url
+    if scheme == "https":
+        assert host_url(host, port) == url
+
+
+FILTERS = ["elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
+FILTERS += ["elasticsearch_seed_hosts", "host_url", "memcached_servers"]
+
+
+@pytest.mark.parametrize("name", FILTERS)
+def test_filters_are_documented(collections_path, name):
+    res = subprocess.run(
+        ["ansible-doc", "-t", "filter", f"wlcg.soc.{name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "EXAMPLES" in res.stdout and "RETURN VALUES" in res.stdout, res.stdout
+
+
+def test_filters_run_in_a_play(playbook):
+    """The filters as the elasticsearch role calls them, with hostvars of a real inventory."""
+    text = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.assert:
+        that:
+          - (['localhost'] | wlcg.soc.elasticsearch_master_hosts(hostvars)) == ['localhost']
+          - (['localhost'] | wlcg.soc.elasticsearch_seed_hosts(hostvars, 9300)) == ['localhost:9300']
+          - (['localhost'] | wlcg.soc.elasticsearch_node_names(hostvars)) == ['localhost']
+          - (0 | wlcg.soc.elasticsearch_heap_mb(1000)) == 500
+          - ('::1' | wlcg.soc.host_url(9200, 'http')) == 'http://[::1]:9200'
+"""
+    res = playbook(text, {})
+    assert res.rc == 0, res.out
+
+
+def test_memcached_servers_from_each_servers_own_settings():
+    hostvars = {
+        "cache1": {},
+        "cache2": {"memcached_port": 11311, "memcached_listen_address": "192.0.2.5, 127.0.0.1"},
+        "cache3": {"memcached_listen_address": ["[2001:DB8::5]"]},
+        "cache4": {"memcached_listen_address": "0.0.0.0", "memcached_port": "11212"},  # noqa: S104 (a wildcard)
+        "cache5": {"memcached_listen_address": ""},
+    }
+    assert memcached_servers(list(hostvars), hostvars) == [
+        "cache1:11211",
+        "192.0.2.5:11311",
+        "[2001:db8::5]:11211",
+        "cache4:11212",
+        "cache5:11211",
+    ]
+    assert memcached_servers(["cache1"], hostvars, 11300) == ["cache1:11300"]
