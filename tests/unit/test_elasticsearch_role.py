@@ -63,7 +63,7 @@ def test_defaults_pass_checks(playbook, facts):
             "elasticsearch_version": "8.19.21",
             "elasticsearch_archive_src": "/srv/dist/elasticsearch-8.19.21.zip",
         },
-        {"elasticsearch_install_method": "mirror", "elasticsearch_repository_url": "https://mirror.example.org/es"},
+        {"elasticsearch_install_method": "mirror", "elasticsearch_mirror_url": "https://mirror.example.org/es"},
         {"elasticsearch_builtin_passwords": {"kibana_system": "kibana-system-pw"}},
     ],
     ids=["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"],
@@ -78,7 +78,7 @@ def test_good_input_passes_checks(playbook, extra):
     [
         ({"elasticsearch_engine": "solr"}, "elasticsearch_engine"),
         ({"elasticsearch_install_method": "docker"}, "elasticsearch_install_method"),
-        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_repository_url"),
+        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
         (
             {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
             "elasticsearch_archive_src",
@@ -135,8 +135,7 @@ def test_unsupported_family_fails_first(playbook, platform):
 def test_vars_per_family_have_the_same_keys():
     debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
     redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
-    # Debian's apt keyring has no EL counterpart (rpm keeps the key itself).
-    assert debian.keys() - {"__elasticsearch_keyring"} == redhat.keys()
+    assert debian.keys() == redhat.keys()
 
 
 TEMPLATES = {
