@@ -6,6 +6,7 @@ own files; `platform` is covered by every role's refusal test (conftest.assert_p
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
@@ -123,3 +124,29 @@ def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_p
     assert (certs / "node.key").read_text() == key and (certs / "node.key").stat().st_mode & 0o777 == 0o640
     assert (certs / "node.crt").read_text() == "CERT\n" and (certs / "ca.crt").read_text() == "CA\n"
     assert "c2l0ZS1rZXktbWF0ZXJpYWw" not in res.out, res.out
+
+
+def test_certificates_from_the_site_ca(playbook, tmp_path):
+    args = {
+        "shared_certificates_dir": str(tmp_path / "certs"),
+        "shared_certificates_name": "kibana",
+        "shared_certificates_group": "root",
+        "shared_certificates_common_name": "soc-kibana01",
+        "shared_certificates_dns": ["soc-kibana01", "soc-kibana01.example.org"],
+        "shared_certificates_ips": ["192.0.2.30"],
+        "pki_dir": str(tmp_path / "pki"),
+        "pki_ca_passphrase": "a-long-ca-passphrase-0123",
+        "pki_install_dependencies": False,
+    }
+    res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    certs = tmp_path / "certs"
+    assert (certs / "ca.crt").read_text() == (tmp_path / "pki/ca.crt").read_text()
+    assert (certs / "kibana.key").stat().st_mode & 0o777 == 0o640
+    text = subprocess.run(
+        ["openssl", "x509", "-in", certs / "kibana.crt", "-noout", "-subject", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "soc-kibana01" in text and "DNS:soc-kibana01.example.org" in text and "IP Address:192.0.2.30" in text
