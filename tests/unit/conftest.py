@@ -37,11 +37,14 @@ ALMA9 = {
 }
 
 
-# Platforms outside the supported families: every role must refuse them, naming the
-# platform, before it changes anything.
+# Platforms every role must refuse (one check, wlcg.soc.shared's `platform`), naming the
+# platform, before it changes anything: other families, and supported families' older releases.
 UNSUPPORTED = {
     "gentoo": {"os_family": "Gentoo", "distribution": "Gentoo", "distribution_version": "2.15"},
     "suse": {"os_family": "Suse", "distribution": "openSUSE Leap", "distribution_version": "15.6"},
+    "debian11": dict(DEBIAN12, distribution_version="11.9", distribution_major_version="11"),
+    "ubuntu20": dict(DEBIAN12, distribution="Ubuntu", distribution_version="20.04", distribution_major_version="20"),
+    "centos7": dict(ALMA9, distribution="CentOS", distribution_version="7.9", distribution_major_version="7"),
 }
 unsupported_platforms = pytest.mark.parametrize("platform", list(UNSUPPORTED.values()), ids=list(UNSUPPORTED))
 
@@ -91,10 +94,13 @@ def playbook(tmp_path: Path, collections_path: str):
 
 
 def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str | None = None) -> None:
-    """The role stopped at its platform check with a message naming the platform, and (when
-    given) the task that makes its first change never ran."""
+    """The role stopped at the shared platform check with its one message, naming the role and
+    the platform, and (when given) the task that makes its first change never ran."""
     assert res.rc != 0, res.out
-    named = f"wlcg.soc.{role} has no settings for {facts['distribution']} ({facts['os_family']} family)"
+    named = (
+        f"wlcg.soc.{role} does not support {facts['distribution']} {facts['distribution_version']}"
+        f" ({facts['os_family']} family); supported: EL 9 (AlmaLinux, Rocky, RHEL), Debian 12+, Ubuntu 22.04+."
+    )
     assert named in res.out, res.out
     if first_change:
         assert first_change not in res.out, res.out

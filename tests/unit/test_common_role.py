@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT
+from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, unsupported_platforms
 
 ROLE = ROOT / "roles/common"
 
@@ -40,27 +40,10 @@ def leaf_and_ca(tmp_path: Path) -> tuple[str, str]:
     return mk("leaf", "basicConstraints=critical,CA:FALSE"), mk("ca", "basicConstraints=critical,CA:TRUE")
 
 
-@pytest.mark.parametrize(
-    "facts",
-    [
-        dict(DEBIAN12, distribution_version="11.9", distribution_major_version="11"),
-        dict(ALMA9, distribution="CentOS", distribution_version="7.9", distribution_major_version="7"),
-        dict(
-            DEBIAN12,
-            distribution="Ubuntu",
-            distribution_version="20.04",
-            distribution_major_version="20",
-        ),
-        dict(DEBIAN12, os_family="Gentoo", distribution="Gentoo", distribution_version="2.15"),
-    ],
-    ids=["debian11", "centos7", "ubuntu20", "gentoo"],
-)
-def test_unsupported_platform_fails_first(playbook, facts):
-    res = playbook(APPLY, facts)
-    assert res.rc != 0, res.out
-    assert f"{facts['distribution']} {facts['distribution_version']}" in res.out, res.out
-    assert "is not supported by wlcg.soc" in res.out
-    assert "Install base packages" not in res.out, res.out
+@unsupported_platforms
+def test_unsupported_platform_fails_first(playbook, platform):
+    facts = dict(DEBIAN12, **platform)
+    assert_platform_refused(playbook(APPLY, facts), "common", facts, "Install base packages")
 
 
 @pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])

@@ -38,7 +38,6 @@ VALIDATE = """
         name: wlcg.soc.elasticsearch
         tasks_from: validate.yml
 """
-PKI_VALIDATE = VALIDATE.replace("wlcg.soc.elasticsearch", "wlcg.soc.pki")
 
 
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
@@ -63,7 +62,7 @@ def test_defaults_pass_checks(playbook, facts):
             "elasticsearch_version": "8.19.21",
             "elasticsearch_archive_src": "/srv/dist/elasticsearch-8.19.21.zip",
         },
-        {"elasticsearch_install_method": "mirror", "elasticsearch_repository_url": "https://mirror.example.org/es"},
+        {"elasticsearch_install_method": "mirror", "elasticsearch_mirror_url": "https://mirror.example.org/es"},
         {"elasticsearch_builtin_passwords": {"kibana_system": "kibana-system-pw"}},
     ],
     ids=["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"],
@@ -78,7 +77,7 @@ def test_good_input_passes_checks(playbook, extra):
     [
         ({"elasticsearch_engine": "solr"}, "elasticsearch_engine"),
         ({"elasticsearch_install_method": "docker"}, "elasticsearch_install_method"),
-        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_repository_url"),
+        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
         (
             {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
             "elasticsearch_archive_src",
@@ -135,8 +134,7 @@ def test_unsupported_family_fails_first(playbook, platform):
 def test_vars_per_family_have_the_same_keys():
     debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
     redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
-    # Debian's apt keyring has no EL counterpart (rpm keeps the key itself).
-    assert debian.keys() - {"__elasticsearch_keyring"} == redhat.keys()
+    assert debian.keys() == redhat.keys()
 
 
 TEMPLATES = {
@@ -239,44 +237,3 @@ def test_shared_mappings_are_valid_json():
     props = body["template"]["mappings"]["properties"]
     assert props["source"]["properties"]["ip"] == {"type": "ip"}
     assert props["destination"]["properties"]["ip"] == {"type": "ip"}
-
-
-@pytest.mark.parametrize(
-    ("extra", "named"),
-    [
-        ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
-        ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
-        ({"pki_dir": "pki"}, "pki_dir"),
-        ({"pki_certificates": [{"name": "node", "dest": "/etc/x"}]}, "pki_certificates[0]"),
-        ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
-        (
-            {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
-            "pki_certificates[0]",
-        ),
-        (
-            {
-                "pki_certificates": [
-                    {"name": "node", "dest": "/etc/x", "common_name": "x"},
-                    {"name": "node", "dest": "/etc/x", "common_name": "y"},
-                ]
-            },
-            "same dest and name",
-        ),
-    ],
-    ids=["empty-passphrase", "short-passphrase", "relative-dir", "no-cn", "named-ca", "bad-ip", "duplicate"],
-)
-def test_pki_bad_input_is_named(playbook, extra, named):
-    good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
-    res = playbook(PKI_VALIDATE, DEB, dict(good, **extra))
-    assert res.rc != 0, res.out
-    assert named in res.out, res.out
-
-
-def test_pki_good_input_passes(playbook):
-    certs = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "ips": ["192.0.2.1", "2001:db8::1"]}]
-    res = playbook(
-        PKI_VALIDATE,
-        DEB,
-        {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki", "pki_certificates": certs},
-    )
-    assert res.rc == 0, res.out

@@ -164,8 +164,8 @@ def test_unsupported_family_fails_first(playbook, platform):
         (KIBANA, {"kibana_version": "9.0.0"}, "of major version 8 (kibana_major_version)"),
         (
             KIBANA,
-            {"kibana_repository_url": "ftp://x"},
-            'kibana_repository_url ("ftp://x") and kibana_repository_key_url',
+            {"kibana_install_method": "mirror", "kibana_mirror_url": "ftp://x", "kibana_mirror_key_url": "ftp://x/k"},
+            'set kibana_mirror_url ("ftp://x") and',
         ),
         (
             KIBANA,
@@ -238,7 +238,7 @@ TEMPLATES = ["kibana.yml", "opensearch_dashboards.yml", "hardening.conf", "archi
 PROBES = [
     "__kibana_repo_url",
     "__kibana_repo_key_url",
-    "__kibana_package_spec",
+    "__kibana_app.package",
     "__kibana_es_hosts",
     "__kibana_conf_path",
     "__kibana_user",
@@ -289,7 +289,7 @@ def test_redhat_branch_renders_kibana(playbook, tmp_path):
     probes = out["probes"]
     assert probes["__kibana_repo_url"] == "https://artifacts.elastic.co/packages/8.x/yum"
     assert probes["__kibana_repo_key_url"] == "https://artifacts.elastic.co/GPG-KEY-elasticsearch"
-    assert probes["__kibana_package_spec"] == "kibana-8.15.3"
+    assert probes["__kibana_app.package"] == "kibana"
     assert probes["__kibana_conf_path"] == "/etc/kibana/kibana.yml"
     conf = settings(out["kibana.yml"])
     assert conf["server.host"] == "0.0.0.0"  # noqa: S104 (Kibana is the analysts' front end)
@@ -324,12 +324,18 @@ def test_redhat_branch_renders_kibana(playbook, tmp_path):
 
 
 def test_debian_repository_and_inventory_group(playbook, tmp_path):
-    extra = dict(KIBANA, kibana_elasticsearch_hosts=[], kibana_repository_url="http://127.0.0.1:8080/apt")
+    extra = dict(
+        KIBANA,
+        kibana_elasticsearch_hosts=[],
+        kibana_install_method="mirror",
+        kibana_mirror_url="http://127.0.0.1:8080/apt",
+        kibana_mirror_key_url="http://127.0.0.1:8080/key.asc",
+    )
     out = render(playbook, tmp_path, "Debian", DEB, extra, es_group=["soc-es1", "soc-es2"])
     probes = out["probes"]
     assert probes["__kibana_repo_url"] == "http://127.0.0.1:8080/apt"
-    assert probes["__kibana_repo_key_url"] == "https://artifacts.elastic.co/GPG-KEY-elasticsearch"
-    assert probes["__kibana_package_spec"] == "kibana"
+    assert probes["__kibana_repo_key_url"] == "http://127.0.0.1:8080/key.asc"
+    assert probes["__kibana_app.package"] == "kibana"
     conf = settings(out["kibana.yml"])
     assert conf["elasticsearch.hosts"] == ["https://soc-es1:9200", "https://soc-es2:9200"]
 
@@ -343,7 +349,7 @@ def test_opensearch_dashboards_variant_renders(playbook, tmp_path):
         probes["__kibana_repo_url"] == "https://artifacts.opensearch.org/releases/bundle/opensearch-dashboards/2.x/yum"
     )
     assert probes["__kibana_repo_key_url"] == "https://artifacts.opensearch.org/publickeys/opensearch-release.pgp"
-    assert probes["__kibana_package_spec"] == "opensearch-dashboards-2.19.1"
+    assert probes["__kibana_app.package"] == "opensearch-dashboards"
     assert probes["__kibana_conf_path"] == "/etc/opensearch-dashboards/opensearch_dashboards.yml"
     assert probes["__kibana_user"] == "opensearch-dashboards"
     conf = settings(out["opensearch_dashboards.yml"])

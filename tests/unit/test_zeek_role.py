@@ -96,7 +96,7 @@ def test_bad_input_names_the_variable(playbook, extra, needle):
 def test_family_vars_define_the_same_keys():
     debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
     redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
-    assert debian.keys() - {"__zeek_obs_dist", "__zeek_keyring"} == redhat.keys()
+    assert debian.keys() - {"__zeek_obs_dist"} == redhat.keys()
 
 
 # A layout as wlcg.soc.zeek_cpu_layout returns it, for rendering without the module.

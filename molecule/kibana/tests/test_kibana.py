@@ -63,6 +63,8 @@ def test_repository_with_its_keyring(server):
 def test_package_at_the_pinned_version(server):
     pkg = server.package("kibana")
     assert pkg.is_installed and pkg.version == "8.15.0"
+    # Held there, so that a routine upgrade does not move it.
+    assert server.run("dpkg --get-selections kibana").stdout.split() == ["kibana", "hold"]
     assert server.user("kibana").shell == "/usr/sbin/nologin"
 
 

@@ -1,0 +1,115 @@
+"""The pki role: its input checks (before any change), its platform check (the shared one), and
+a real run on this machine that makes the site CA and a host certificate in temporary
+directories, then finds nothing to change on a second run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ALMA9, DEBIAN12, assert_platform_refused, unsupported_platforms
+
+APPLY = """
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: wlcg.soc.pki
+"""
+# Stop right after the input checks.
+VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+FIRST_CHANGE = "Create the CA directory on the controller"
+GOOD = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
+
+
+@pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])
+def test_defaults_pass_checks(playbook, facts):
+    res = playbook(VALIDATE, facts, GOOD)
+    assert res.rc == 0, res.out
+
+
+@unsupported_platforms
+def test_unsupported_platform_fails_first(playbook, platform):
+    facts = dict(DEBIAN12, **platform)
+    assert_platform_refused(playbook(APPLY, facts, GOOD), "pki", facts, FIRST_CHANGE)
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
+        ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
+        ({"pki_dir": "pki"}, "pki_dir"),
+        ({"pki_certificates": [{"name": "node", "dest": "/etc/x"}]}, "pki_certificates[0]"),
+        ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
+        (
+            {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
+            "pki_certificates[0]",
+        ),
+        (
+            {
+                "pki_certificates": [
+                    {"name": "node", "dest": "/etc/x", "common_name": "x"},
+                    {"name": "node", "dest": "/etc/x", "common_name": "y"},
+                ]
+            },
+            "same dest and name",
+        ),
+    ],
+    ids=["empty-passphrase", "short-passphrase", "relative-dir", "no-cn", "named-ca", "bad-ip", "duplicate"],
+)
+def test_bad_input_is_named(playbook, extra, named):
+    good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
+    res = playbook(VALIDATE, DEBIAN12, dict(good, **extra))
+    assert res.rc != 0, res.out
+    assert named in res.out, res.out
+
+
+def test_good_input_passes(playbook):
+    certs = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "ips": ["192.0.2.1", "2001:db8::1"]}]
+    res = playbook(
+        VALIDATE,
+        DEBIAN12,
+        {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki", "pki_certificates": certs},
+    )
+    assert res.rc == 0, res.out
+
+
+def make(playbook, tmp_path: Path, facts: dict, check: bool = False):
+    certs = [
+        {"name": "node", "dest": str(tmp_path / "certs"), "common_name": "es01.example.org",
+         "dns": ["es01", "es01.example.org"], "ips": ["192.0.2.21"]},
+    ]  # fmt: skip
+    extra = {
+        "pki_ca_passphrase": "a-long-ca-passphrase-0123",
+        "pki_dir": str(tmp_path / "pki"),
+        "pki_certificates": certs,
+        # This machine's packages stay as they are: cryptography comes with Ansible.
+        "pki_install_dependencies": False,
+    }
+    return playbook(APPLY, facts, extra, check=check)
+
+
+@pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])
+def test_makes_the_ca_and_a_host_certificate_once(playbook, tmp_path, facts):
+    res = make(playbook, tmp_path, facts)
+    assert res.rc == 0, res.out
+    ca, crt, key = tmp_path / "pki/ca.crt", tmp_path / "certs/node.crt", tmp_path / "certs/node.key"
+    assert (tmp_path / "pki/ca.key").stat().st_mode & 0o077 == 0
+    assert key.stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "certs/ca.crt").read_text() == ca.read_text()
+    verify = subprocess.run(["openssl", "verify", "-CAfile", ca, crt], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    text = subprocess.run(
+        ["openssl", "x509", "-in", crt, "-noout", "-text"], capture_output=True, text=True, check=True
+    )
+    assert "DNS:es01.example.org" in text.stdout and "IP Address:192.0.2.21" in text.stdout
+    assert "BEGIN" not in res.out, "key or certificate material in the output"
+    again = make(playbook, tmp_path, facts)
+    assert again.rc == 0, again.out
+    assert "changed=0" in again.out, again.out
+    # Check mode on the converged state predicts no change either.
+    checked = make(playbook, tmp_path, facts, check=True)
+    assert checked.rc == 0 and "changed=0" in checked.out, checked.out

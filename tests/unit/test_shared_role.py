@@ -1,0 +1,152 @@
+"""wlcg.soc.shared's entry points that can run on this machine for real: `archive` (tar.gz
+and zip from the controller, into temporary directories) and `certificates` with the site's
+own files; `platform` is covered by every role's refusal test (conftest.assert_platform_refused).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import DEBIAN12
+
+ARCHIVE = """
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: wlcg.soc.shared
+        tasks_from: archive
+"""
+
+
+def make_archive(path: Path, top: str) -> None:
+    """A vendor-like archive: one top directory holding bin/tool."""
+    body = b"#!/bin/sh\necho tool\n"
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(f"{top}/bin/tool", body)
+    else:
+        with tarfile.open(path, "w:gz") as t:
+            info = tarfile.TarInfo(f"{top}/bin/tool")
+            info.size, info.mode = len(body), 0o755
+            t.addfile(info, io.BytesIO(body))
+
+
+def archive_vars(tmp_path: Path, src: str, version: str = "1.2.3", **extra) -> dict:
+    root = tmp_path / "opt"
+    return {
+        "shared_archive_src": src,
+        "shared_archive_root": str(root),
+        "shared_archive_dir": f"{root}/tool-{version}",
+        "shared_archive_link": f"{root}/tool",
+        "shared_archive_creates": "bin/tool",
+        "shared_archive_hint": "Check tool_version.",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "top"),
+    [("tool-1.2.3-linux-x86_64.tar.gz", "tool-1.2.3-linux-x86_64"), ("tool-1.2.3.zip", "tool-1.2.3")],
+    ids=["tar-strips-its-top-directory", "zip-named-as-the-version"],
+)
+def test_archive_unpacks_into_its_version_and_links_it(playbook, tmp_path, name, top):
+    src = tmp_path / name
+    make_archive(src, top)
+    args = archive_vars(tmp_path, str(src))
+    res = playbook(ARCHIVE, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    root = tmp_path / "opt"
+    assert (root / "tool-1.2.3/bin/tool").read_text().startswith("#!/bin/sh")
+    assert (root / "tool").is_symlink() and (root / "tool").resolve() == (root / "tool-1.2.3").resolve()
+    again = playbook(ARCHIVE, DEBIAN12, args, check=False)
+    assert again.rc == 0 and "changed=0" in again.out, again.out
+
+
+def test_archive_of_another_version_is_refused(playbook, tmp_path):
+    src = tmp_path / "tool-1.2.4.zip"
+    make_archive(src, "tool-1.2.4")
+    res = playbook(ARCHIVE, DEBIAN12, archive_vars(tmp_path, str(src)), check=False)
+    assert res.rc != 0, res.out
+    assert "did not unpack into" in res.out and "Check tool_version." in res.out, res.out
+    assert not (tmp_path / "opt/tool").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"shared_archive_src": "https://example.org/tool-1.2.3.tar.gz"},
+        {"shared_archive_src": "https://example.org/tool-1.2.3.tar.gz", "shared_archive_checksum": "md5:00"},
+        {"shared_archive_src": "tool-1.2.3.tar.gz"},
+        {"shared_archive_src": "/srv/tool-1.2.3.rpm"},
+    ],
+    ids=["url-without-checksum", "weak-checksum", "relative-path", "not-an-archive"],
+)
+def test_archive_source_is_checked_first(playbook, tmp_path, extra):
+    res = playbook(ARCHIVE, DEBIAN12, archive_vars(tmp_path, "", **extra), check=False)
+    assert res.rc != 0, res.out
+    assert "needs its checksum as ALGORITHM:HEX" in res.out, res.out
+    assert not (tmp_path / "opt").exists()
+
+
+CERTIFICATES = """
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: wlcg.soc.shared
+        tasks_from: certificates
+"""
+
+
+def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_path):
+    key = "-----BEGIN PRIVATE KEY-----\nc2l0ZS1rZXktbWF0ZXJpYWw=\n-----END PRIVATE KEY-----\n"
+    files = {"site.crt": "CERT\n", "site.key": key, "site-ca.crt": "CA\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = {
+        "shared_certificates_dir": str(tmp_path / "certs"),
+        "shared_certificates_name": "node",
+        "shared_certificates_group": "root",
+        "shared_certificates_common_name": "unused",
+        "shared_certificates_site_certificate": str(tmp_path / "site.crt"),
+        "shared_certificates_site_key": str(tmp_path / "site.key"),
+        "shared_certificates_site_ca": str(tmp_path / "site-ca.crt"),
+    }
+    res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    certs = tmp_path / "certs"
+    assert (certs / "node.key").read_text() == key and (certs / "node.key").stat().st_mode & 0o777 == 0o640
+    assert (certs / "node.crt").read_text() == "CERT\n" and (certs / "ca.crt").read_text() == "CA\n"
+    assert "c2l0ZS1rZXktbWF0ZXJpYWw" not in res.out, res.out
+
+
+def test_certificates_from_the_site_ca(playbook, tmp_path):
+    args = {
+        "shared_certificates_dir": str(tmp_path / "certs"),
+        "shared_certificates_name": "kibana",
+        "shared_certificates_group": "root",
+        "shared_certificates_common_name": "soc-kibana01",
+        "shared_certificates_dns": ["soc-kibana01", "soc-kibana01.example.org"],
+        "shared_certificates_ips": ["192.0.2.30"],
+        "pki_dir": str(tmp_path / "pki"),
+        "pki_ca_passphrase": "a-long-ca-passphrase-0123",
+        "pki_install_dependencies": False,
+    }
+    res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    certs = tmp_path / "certs"
+    assert (certs / "ca.crt").read_text() == (tmp_path / "pki/ca.crt").read_text()
+    assert (certs / "kibana.key").stat().st_mode & 0o777 == 0o640
+    text = subprocess.run(
+        ["openssl", "x509", "-in", certs / "kibana.crt", "-noout", "-subject", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "soc-kibana01" in text and "DNS:soc-kibana01.example.org" in text and "IP Address:192.0.2.30" in text
