@@ -108,7 +108,8 @@ def test_redhat_branch_renders(playbook, tmp_path):
     assert config["misp_url"] == GOOD["misp_sync_url"]
     assert config["misp_key_file"] == "-"
     assert config["memcached_servers"] == GOOD["misp_sync_memcached_servers"]
-    assert config["filters"]["tags_exclude"] == ["tlp:red"]
+    # No filter set: the sync client's own defaults (TLP:RED left out) apply.
+    assert config["filters"] == {}
     unit = out["misp-sync.service"]
     assert "# Ansible managed" in unit.splitlines()[:3]
     assert "\nUser=misp-sync\n" in unit
