@@ -176,6 +176,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 class SearchNode:
     """One single-node cluster. ``url``; ``username``/``password`` (Elasticsearch, with
     security on: a superuser, plus ``reader`` with the built-in ``viewer`` role)."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from search.engine import closed_port_url
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -279,12 +279,6 @@ def scripted():
     yield make
     for server in servers:
         server.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 UNAVAILABLE = {

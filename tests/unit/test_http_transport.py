@@ -14,6 +14,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from search.engine import closed_port_url
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -135,12 +136,6 @@ def serve():
     yield make
     for server in servers:
         server.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def transport(tr, urls, pauses=None, **options):
