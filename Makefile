@@ -85,10 +85,6 @@ test: lint sanity unit importer molecule  ## Everything CI runs
 bench: venv deps  ## Benchmarks (benchmarks/README.md); not part of `make test`
 	python benchmarks/misp_sync.py $(BENCH_ARGS)
 
-.PHONY: bench-converge
-bench-converge: venv  ## Re-converge benchmark: site.yml on the converged lab (run `make lab` first)
-	python benchmarks/converge.py $(BENCH_ARGS)
-
 # The lab runs with the controller settings sites are given (pipelining, persistent SSH
 # connections, cached facts), its fact cache kept with the lab's state.
 LAB_ENV := ANSIBLE_CONFIG=$(CURDIR)/inventories/example-site/ansible.cfg ANSIBLE_CACHE_PLUGIN_CONNECTION=$(CURDIR)/.lab/facts
@@ -102,6 +98,10 @@ lab: venv hosts build  ## Start the local lab and deploy the SOC into it
 .PHONY: lab-destroy
 lab-destroy: venv  ## Remove the lab's containers, network and state
 	$(LAB_ENV) ansible-playbook tests/lab/destroy.yml -i inventories/lab
+
+.PHONY: bench-converge
+bench-converge: venv  ## Re-converge benchmark: site.yml on the converged lab (run `make lab` first)
+	$(LAB_ENV) python benchmarks/converge.py $(BENCH_ARGS)
 
 .PHONY: clean
 clean:  ## Remove build output (keeps the venv)

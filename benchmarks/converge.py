@@ -33,11 +33,10 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 def run_playbook(playbook: Path, inventory: Path, config: Path, extra: list[str]) -> tuple[float, dict[str, Any]]:
     """Run a playbook with the JSON stdout callback; return its wall time and the report."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CALLBACKS_ENABLED"}
     env.update(
         ANSIBLE_CONFIG=str(config),
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_CALLBACKS_ENABLED="",
         ANSIBLE_FORCE_COLOR="0",
     )
     start = time.monotonic()
@@ -62,6 +61,9 @@ def run_playbook(playbook: Path, inventory: Path, config: Path, extra: list[str]
 
 
 def _seconds(duration: dict[str, str]) -> float:
+    """A task's wall time; 0 for one that never ended on a host (e.g. a meta task)."""
+    if "start" not in duration or "end" not in duration:
+        return 0.0
     start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")) for k in ("start", "end"))
     return (end - start).total_seconds()
 
