@@ -106,6 +106,25 @@ def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str 
         assert first_change not in res.out, res.out
 
 
+def checks_play(role: str, entry_point: str = "main") -> str:
+    """A play on localhost that checks the input as the role's entry point does, and stops there,
+    before the role changes anything: the entry point's argument spec (the check ansible-core puts
+    first in the role), then the role's tasks/validate.yml."""
+    spec = ROOT / "roles" / role / "meta/argument_specs.yml"
+    return f"""
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - name: Validate the input against the argument spec of wlcg.soc.{role} ({entry_point})
+      ansible.builtin.validate_argument_spec:
+        argument_spec: >-
+          {{{{ (lookup('ansible.builtin.file', '{spec}') | from_yaml).argument_specs['{entry_point}'].options }}}}
+    - ansible.builtin.include_role:
+        name: wlcg.soc.{role}
+        tasks_from: validate.yml
+"""
+
+
 def role_play(role: Path, family: str, tasks: str) -> str:
     """A play on localhost with a role's defaults and vars (main and the family's) loaded, running
     `tasks` (task YAML indented by four spaces): the role tests render templates this way,
