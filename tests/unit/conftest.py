@@ -109,11 +109,14 @@ def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str 
 def checks_play(role: str, entry_point: str = "main") -> str:
     """A play on localhost that checks the input as the role's entry point does, and stops there,
     before the role changes anything: the entry point's argument spec (the check ansible-core puts
-    first in the role), then the role's tasks/validate.yml."""
+    first in the role) against the role's defaults and the extra vars, then the role's
+    tasks/validate.yml."""
     spec = ROOT / "roles" / role / "meta/argument_specs.yml"
     return f"""
 - hosts: localhost
   gather_facts: true
+  vars_files:
+    - {ROOT}/roles/{role}/defaults/main.yml
   tasks:
     - name: Validate the input against the argument spec of wlcg.soc.{role} ({entry_point})
       ansible.builtin.validate_argument_spec:
