@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.wlcg.soc.plugins.filter.address_list import address_list
+
 DOCUMENTATION = r"""
 name: memcached_servers
 short_description: The C(host:port) of memcached servers, from their own settings
@@ -55,12 +57,11 @@ WILDCARD = re.compile(r"^[0.:]+$")
 
 
 def _first_address(listen: Any) -> str:
-    entries = listen.split(",") if isinstance(listen, str) else list(listen or [])
-    for entry in entries:
-        address = str(entry).strip().strip("[]").lower()
-        if address:
-            return "" if WILDCARD.match(address) else address
-    return ""
+    try:
+        addresses = address_list(listen)
+    except TypeError:  # (not an address setting: that host's own checks refuse it)
+        return ""
+    return addresses[0] if addresses and not WILDCARD.match(addresses[0]) else ""
 
 
 def memcached_servers(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]], port: int = 11211) -> list[str]:
