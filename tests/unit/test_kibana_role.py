@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    ROOT,
+    assert_platform_refused,
+    checks_play,
+    role_play,
+    template_task,
+    unsupported_platforms,
+)
 from module_runner import run_tasks
 
 ROLE = ROOT / "roles/kibana"
@@ -55,7 +64,7 @@ APPLY = """
         name: wlcg.soc.kibana
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("kibana")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
