@@ -23,15 +23,13 @@ description:
     brackets. The port is its C(memcached_port), or O(port).
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
+extends_documentation_fragment:
+  - wlcg.soc.hostvars
 options:
   _input:
     description: Inventory host names of the memcached servers.
     type: list
     elements: str
-    required: true
-  hostvars:
-    description: The variables of every host, by name (C(hostvars)).
-    type: dict
     required: true
   port:
     description: The port of hosts that do not set C(memcached_port).
