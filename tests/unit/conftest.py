@@ -195,7 +195,7 @@ def kibana_api():
     """A running Kibana 8 API double (http on 127.0.0.1) with a `security` space, stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("kibana") as double:
+    with KibanaDouble("elasticsearch") as double:
         double.add_space("security", "Security")
         yield double
 
@@ -205,7 +205,7 @@ def dashboards_api():
     """A running OpenSearch Dashboards 2 API double (http on 127.0.0.1), stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("dashboards", username="admin") as double:
+    with KibanaDouble("opensearch", username="admin") as double:
         yield double
 
 
