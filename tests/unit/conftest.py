@@ -106,6 +106,28 @@ def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str 
         assert first_change not in res.out, res.out
 
 
+def checks_play(role: str, entry_point: str = "main") -> str:
+    """A play on localhost that checks the input as the role's entry point does, and stops there,
+    before the role changes anything: the entry point's argument spec (the check ansible-core puts
+    first in the role) against the role's defaults and the extra vars, then the role's
+    tasks/validate.yml."""
+    spec = ROOT / "roles" / role / "meta/argument_specs.yml"
+    return f"""
+- hosts: localhost
+  gather_facts: true
+  vars_files:
+    - {ROOT}/roles/{role}/defaults/main.yml
+  tasks:
+    - name: Validate the input against the argument spec of wlcg.soc.{role} ({entry_point})
+      ansible.builtin.validate_argument_spec:
+        argument_spec: >-
+          {{{{ (lookup('ansible.builtin.file', '{spec}') | from_yaml).argument_specs['{entry_point}'].options }}}}
+    - ansible.builtin.include_role:
+        name: wlcg.soc.{role}
+        tasks_from: validate.yml
+"""
+
+
 def role_play(role: Path, family: str, tasks: str) -> str:
     """A play on localhost with a role's defaults and vars (main and the family's) loaded, running
     `tasks` (task YAML indented by four spaces): the role tests render templates this way,
@@ -173,7 +195,7 @@ def kibana_api():
     """A running Kibana 8 API double (http on 127.0.0.1) with a `security` space, stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("kibana") as double:
+    with KibanaDouble("elasticsearch") as double:
         double.add_space("security", "Security")
         yield double
 
@@ -183,7 +205,7 @@ def dashboards_api():
     """A running OpenSearch Dashboards 2 API double (http on 127.0.0.1), stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("dashboards", username="admin") as double:
+    with KibanaDouble("opensearch", username="admin") as double:
         yield double
 
 

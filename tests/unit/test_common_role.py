@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, unsupported_platforms
+from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, checks_play, unsupported_platforms
 
 ROLE = ROOT / "roles/common"
 
@@ -22,6 +22,8 @@ APPLY = """
     - ansible.builtin.include_role:
         name: wlcg.soc.common
 """
+# Stop right after the input checks: the rest would touch this machine's packages.
+VALIDATE = checks_play("common")
 
 
 def leaf_and_ca(tmp_path: Path) -> tuple[str, str]:
@@ -48,25 +50,21 @@ def test_unsupported_platform_fails_first(playbook, platform):
 
 @pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])
 def test_supported_platform_passes_checks(playbook, facts):
-    # Stop right after the input checks: the rest would touch this machine's packages.
-    text = """
-- hosts: localhost
-  gather_facts: true
-  tasks:
-    - ansible.builtin.include_role:
-        name: wlcg.soc.common
-        tasks_from: validate.yml
-"""
-    res = playbook(text, facts)
+    res = playbook(VALIDATE, facts)
     assert res.rc == 0, res.out
 
 
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
+        # The argument spec: choices, types and the CA entries' fields.
         ({"common_time_sync": "sometimes"}, "common_time_sync"),
         ({"common_journal_persistent": "maybe"}, "common_journal_persistent"),
-        ({"common_ca_certificates": [{"name": "x"}]}, "content"),
+        (
+            {"common_ca_certificates": [{"name": "x"}]},
+            "missing required arguments: content found in common_ca_certificates",
+        ),
+        # The checks.
         ({"common_journal_max_use": "lots"}, "common_journal_max_use (lots)"),
     ],
 )
@@ -92,8 +90,7 @@ def test_ca_entry_must_be_a_ca(playbook, tmp_path):
 
 def test_ca_certificate_accepted(playbook, tmp_path):
     ca = leaf_and_ca(tmp_path)[1]
-    text = APPLY.replace("name: wlcg.soc.common", "name: wlcg.soc.common\n        tasks_from: validate.yml")
-    res = playbook(text, DEBIAN12, {"common_ca_certificates": [{"name": "site", "content": ca}]})
+    res = playbook(VALIDATE, DEBIAN12, {"common_ca_certificates": [{"name": "site", "content": ca}]})
     assert res.rc == 0, res.out
 
 

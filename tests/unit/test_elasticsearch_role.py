@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    ROOT,
+    assert_platform_refused,
+    checks_play,
+    role_play,
+    template_task,
+    unsupported_platforms,
+)
 
 ROLE = ROOT / "roles/elasticsearch"
 HOST = {
@@ -30,14 +39,16 @@ GOOD = {
     "pki_ca_passphrase": "a-long-ca-passphrase-0123",
 }
 
-VALIDATE = """
+APPLY = """
 - hosts: localhost
   gather_facts: true
   tasks:
     - ansible.builtin.include_role:
         name: wlcg.soc.elasticsearch
-        tasks_from: validate.yml
 """
+# The argument spec, then the input checks: the rest would touch this machine's packages.
+VALIDATE = checks_play("elasticsearch")
+FIRST_CHANGE = "Install the packages the role needs"
 
 
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
@@ -75,8 +86,18 @@ def test_good_input_passes_checks(playbook, extra):
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"elasticsearch_engine": "solr"}, "elasticsearch_engine"),
-        ({"elasticsearch_install_method": "docker"}, "elasticsearch_install_method"),
+        # The argument spec: choices, and the fields of the built-in passwords and index families.
+        ({"elasticsearch_engine": "solr"}, "value of elasticsearch_engine must be one of"),
+        ({"elasticsearch_install_method": "docker"}, "value of elasticsearch_install_method must be one of"),
+        (
+            {"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}},
+            "elasticsearch_builtin_passwords.root. Supported parameters include",
+        ),
+        (
+            {"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]},
+            "elasticsearch_index_families.ttl. Supported parameters include",
+        ),
+        # The checks.
         ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
         (
             {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
@@ -107,28 +128,29 @@ def test_good_input_passes_checks(playbook, extra):
         ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
         ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
         ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
+        # Text the argument spec would read as a mapping (key=value) is still refused.
+        ({"elasticsearch_extra_settings": "path.repo=/srv"}, "elasticsearch_extra_settings must be a mapping"),
         ({"elasticsearch_elastic_password": ""}, "elasticsearch_elastic_password"),
         ({"elasticsearch_elastic_password": "short"}, "elasticsearch_elastic_password"),
         ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
         ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
-        ({"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}}, "elasticsearch_builtin_passwords"),
         ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
         ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
-        ({"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]}, "elasticsearch_index_families"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_bad_input_is_named(playbook, extra, named):
-    res = playbook(VALIDATE, DEB, dict(GOOD, **extra))
+    res = playbook(APPLY, DEB, dict(GOOD, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
     assert "a-long-elastic-password" not in res.out
+    assert FIRST_CHANGE not in res.out, res.out
 
 
 @unsupported_platforms
 def test_unsupported_family_fails_first(playbook, platform):
     facts = dict(DEB, **platform)
-    assert_platform_refused(playbook(VALIDATE, facts, GOOD), "elasticsearch", facts)
+    assert_platform_refused(playbook(APPLY, facts, GOOD), "elasticsearch", facts, FIRST_CHANGE)
 
 
 def test_vars_per_family_have_the_same_keys():

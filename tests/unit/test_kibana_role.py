@@ -1,6 +1,6 @@
 """The kibana role: its input checks (before any change), the RedHat branch and the
 OpenSearch Dashboards variant rendered, and its dashboards push against the Kibana API
-double (tests/kibana_double) in both flavours.
+double (tests/kibana_double) for both engines.
 
 The role runs in check mode on this machine with fake facts, so nothing changes on it;
 the templates are rendered into a temporary directory and parsed.
@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    ROOT,
+    assert_platform_refused,
+    checks_play,
+    role_play,
+    template_task,
+    unsupported_platforms,
+)
 from module_runner import run_tasks
 
 ROLE = ROOT / "roles/kibana"
@@ -55,7 +64,7 @@ APPLY = """
         name: wlcg.soc.kibana
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("kibana")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
@@ -477,10 +486,10 @@ def changed(results: list[dict]) -> list[str]:
 
 
 @pytest.mark.usefixtures("collections_path")
-@pytest.mark.parametrize(("flavor", "engine"), [("kibana", "elasticsearch"), ("dashboards", "opensearch")])
-def test_the_role_pushes_every_dashboard_once(request, tmp_path, flavor, engine):
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_the_role_pushes_every_dashboard_once(request, tmp_path, engine):
     """The role's push tasks against the API double: everything written, then nothing to do."""
-    double = request.getfixturevalue("kibana_api" if flavor == "kibana" else "dashboards_api")
+    double = request.getfixturevalue("kibana_api" if engine == "elasticsearch" else "dashboards_api")
     task = dict(PUSH, vars=push_vars(double, engine, tmp_path))
     results, out = run_tasks(tmp_path, [task])
     first = changed(results)

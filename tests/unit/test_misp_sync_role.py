@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    ROOT,
+    assert_platform_refused,
+    checks_play,
+    role_play,
+    template_task,
+    unsupported_platforms,
+)
 
 ROLE = ROOT / "roles/misp_sync"
 
@@ -30,7 +39,7 @@ APPLY = """
         name: wlcg.soc.misp_sync
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("misp_sync")
 RECEIVER = APPLY + "        tasks_from: receiver\n"
 FIRST_CHANGE = "Install the packages"
 RECEIVER_FIRST_CHANGE = "Install SSH and Python"

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, assert_platform_refused, role_play, template_task, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    ROOT,
+    assert_platform_refused,
+    checks_play,
+    role_play,
+    template_task,
+    unsupported_platforms,
+)
 
 ROLE = ROOT / "roles/nfacctd"
 
@@ -33,7 +42,7 @@ APPLY = """
         name: wlcg.soc.nfacctd
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("nfacctd")
 FIRST_CHANGE = "Install pmacct"
 WILDCARD = "0.0.0.0"  # noqa: S104 (refused unless asked for)
 DAEMON_TEMPLATES = {"pmacct.conf": ".conf", "collector.service": ".service"}

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ALMA9, DEBIAN12, assert_platform_refused, unsupported_platforms
+from conftest import ALMA9, DEBIAN12, assert_platform_refused, checks_play, unsupported_platforms
 
 APPLY = """
 - hosts: localhost
@@ -19,7 +19,7 @@ APPLY = """
         name: wlcg.soc.pki
 """
 # Stop right after the input checks.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("pki")
 FIRST_CHANGE = "Create the CA directory on the controller"
 GOOD = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
 
@@ -42,7 +42,11 @@ def test_unsupported_platform_fails_first(playbook, platform):
         ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
         ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
         ({"pki_dir": "pki"}, "pki_dir"),
-        ({"pki_certificates": [{"name": "node", "dest": "/etc/x"}]}, "pki_certificates[0]"),
+        # The argument spec: the certificates' fields.
+        (
+            {"pki_certificates": [{"name": "node", "dest": "/etc/x"}]},
+            "missing required arguments: common_name found in pki_certificates",
+        ),
         ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
         (
             {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
@@ -62,9 +66,10 @@ def test_unsupported_platform_fails_first(playbook, platform):
 )
 def test_bad_input_is_named(playbook, extra, named):
     good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
-    res = playbook(VALIDATE, DEBIAN12, dict(good, **extra))
+    res = playbook(APPLY, DEBIAN12, dict(good, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
+    assert FIRST_CHANGE not in res.out, res.out
 
 
 def test_good_input_passes(playbook):
