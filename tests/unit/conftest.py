@@ -75,6 +75,7 @@ def playbook(tmp_path: Path, collections_path: str):
             os.environ,
             ANSIBLE_COLLECTIONS_PATH=collections_path,
             ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
             ANSIBLE_FACTS_MODULES="fake_facts",
             WLCG_SOC_FAKE_FACTS=json.dumps(facts),
             ANSIBLE_NOCOLOR="1",
@@ -122,11 +123,12 @@ def role_play(role: Path, family: str, tasks: str) -> str:
 
 
 def template_task(role: Path, out: Path, templates: dict[str, str], **item) -> str:
-    """Task YAML rendering the role's templates (path under templates/) into files of `out` (name).
+    """Task YAML rendering the role's templates (path under templates/) into files of `out` (name),
+    with the template action (wlcg_soc_render: ansible.builtin.template writing on the controller).
     Templates that read `item` (a loop's element in the role) get `item`'s keys too."""
     items = [{"src": src, "dest": dest, **item} for src, dest in templates.items()]
     return f"""
-    - ansible.builtin.template:
+    - wlcg_soc_render:
         src: "{role}/templates/{{{{ item.src }}}}"
         dest: "{out}/{{{{ item.dest }}}}"
         mode: "0644"

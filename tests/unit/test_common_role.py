@@ -120,7 +120,7 @@ def test_redhat_branch_renders(playbook, tmp_path):
     - {ROLE}/vars/main.yml
     - {ROLE}/vars/RedHat.yml
   tasks:
-    - ansible.builtin.template:
+    - wlcg_soc_render:
         src: "{ROLE}/templates/{{{{ item }}}}.j2"
         dest: "{tmp_path}/{{{{ item }}}}"
         mode: "0644"

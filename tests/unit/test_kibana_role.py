@@ -258,7 +258,7 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict, es_g
         for host in es_group
     )
     probes = f"""
-    - ansible.builtin.copy:
+    - wlcg_soc_render:
         content: "{{{{ __probes | to_json }}}}"
         dest: "{tmp_path}/probes.json"
         mode: "0644"

@@ -224,7 +224,7 @@ def test_family_vars_define_the_same_keys():
 def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict[str, str]:
     """Render the role's templates with a family's settings; return them by file name."""
     daemon_task = """
-    - ansible.builtin.template:
+    - wlcg_soc_render:
         src: "{role}/templates/{src}.j2"
         dest: "{tmp}/{{{{ item.name }}}}{suffix}"
         mode: "0644"
@@ -235,7 +235,7 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> d
     )
     others = template_task(ROLE, tmp_path, {f"{t}.j2": t for t in OTHER_TEMPLATES})
     packages = f"""
-    - ansible.builtin.copy:
+    - wlcg_soc_render:
         content: "{{{{ __nfacctd_packages | to_json }}}} {{{{ __nfacctd_epel_release }}}}"
         dest: "{tmp_path}/packages"
         mode: "0644"
