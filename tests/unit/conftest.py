@@ -94,6 +94,122 @@ def playbook(tmp_path: Path, collections_path: str):
     return run
 
 
+# Many cases of one play in one ansible-playbook run: one host per case, each with its own
+# facts and variables. A case run alone costs about 2 s of CPU (Ansible's start, loading the
+# role, a facts module run, then its checks); batched, under 1 s (its checks).
+@dataclass(frozen=True)
+class Case:
+    """One host of a batched run: its facts, its variables, and its inventory name if it
+    matters to the case (default: case-NNN)."""
+
+    facts: dict
+    extra: dict | None = None
+    host: str | None = None
+
+
+def case_key(facts: dict, extra: dict | None = None) -> str:
+    return json.dumps([facts, extra or {}], sort_keys=True)
+
+
+class CaseRuns:
+    """The outcome of each case of a batched run, looked up by its facts and variables: a Run
+    whose ``rc`` is 0 unless the case's host failed, and whose ``out`` is that host's share of
+    the output (banners, results, warnings and errors, recap). ``all_out`` is the whole output."""
+
+    def __init__(self, runs: dict[str, Run], all_out: str):
+        self.runs = runs
+        self.all_out = all_out
+
+    def get(self, facts: dict, extra: dict | None = None) -> Run:
+        key = case_key(facts, extra)
+        assert key in self.runs, f"not a case of this batch: {key}"
+        return self.runs[key]
+
+
+@pytest.fixture(scope="session")
+def playbook_cases(tmp_path_factory, collections_path: str):
+    """Run a playbook text once for many cases (`Case` or (facts, extra) pairs), in check mode by
+    default: its plays run on one inventory host per case instead of localhost, with the
+    case's variables as host variables and its facts set where fact gathering would run
+    (wlcg_soc_facts). Each host's output is its own (callback wlcg_soc_cases), and a failing
+    case does not stop the others.
+
+    Host variables rank below extra variables (the ``playbook`` fixture's -e), but above role
+    defaults, which is what the cases set. Tests that use it run in one pytest-xdist worker
+    per test file (see pytest_collection_modifyitems), so that each batch runs once.
+    """
+
+    def run(text: str, cases: list, check: bool = True) -> CaseRuns:
+        import yaml
+
+        tmp_path = tmp_path_factory.mktemp("cases")
+        hosts, keys = {}, {}
+        for number, case in enumerate(cases):
+            case = case if isinstance(case, Case) else Case(*case)
+            key = case_key(case.facts, case.extra)
+            if key in keys.values():
+                continue
+            name = case.host or f"case-{number:03d}"
+            assert name not in hosts, f"two cases on host {name}"
+            hosts[name] = {
+                **(case.extra or {}),
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+                "wlcg_soc_fake_facts": case.facts,
+            }
+            keys[name] = key
+        plays = yaml.safe_load(text)
+        for play in plays:
+            play["hosts"] = "cases"
+            # Each host's facts, set first, where fact gathering would run.
+            if play.get("gather_facts", True):
+                play["gather_facts"] = False
+                gather = {"name": "Gathering Facts", "wlcg_soc_facts": {"facts": "{{ wlcg_soc_fake_facts }}"}}
+                play["pre_tasks"] = [gather, *play.get("pre_tasks", [])]
+        book, inventory, log = tmp_path / "play.yml", tmp_path / "cases.yml", tmp_path / "cases.json"
+        book.write_text(json.dumps(plays))
+        inventory.write_text(json.dumps({"cases": {"hosts": hosts}}))
+        env = dict(
+            os.environ,
+            ANSIBLE_COLLECTIONS_PATH=collections_path,
+            ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
+            ANSIBLE_CALLBACK_PLUGINS=str(FIXTURES / "callback"),
+            ANSIBLE_STDOUT_CALLBACK="wlcg_soc_cases",
+            WLCG_SOC_CASES_LOG=str(log),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="0",
+            ANSIBLE_LOCALHOST_WARNING="0",
+        )
+        cmd = ["ansible-playbook", "-i", str(inventory), str(book)]
+        if check:
+            cmd.append("--check")
+        res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        all_out = res.stdout + res.stderr
+        # 0: every host passed; 2: some failed; 4: some unreachable. Anything else (a bad
+        # playbook, a crash) is every case's outcome.
+        logged = json.loads(log.read_text()) if res.returncode in (0, 2, 4) and log.is_file() else {}
+        runs = {}
+        for name, key in keys.items():
+            if name in logged:
+                case = logged[name]
+                runs[key] = Run(2 if case["failed"] or case["unreachable"] else 0, case["out"])
+            else:
+                runs[key] = Run(res.returncode or 1, all_out)
+        return CaseRuns(runs, all_out)
+
+    return run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests that read batched runs (playbook_cases) go to one pytest-xdist worker per test
+    file (with --dist loadgroup, as pyproject.toml sets): each batch then runs once per run."""
+    for item in items:
+        if "playbook_cases" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(f"cases-{item.path.stem}"))
+
+
 def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str | None = None) -> None:
     """The role stopped at the shared platform check with its one message, naming the role and
     the platform, and (when given) the task that makes its first change never ran."""
