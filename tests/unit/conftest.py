@@ -100,7 +100,7 @@ def playbook(tmp_path: Path, collections_path: str):
 @dataclass(frozen=True)
 class Case:
     """One host of a batched run: its facts, its variables, and its inventory name if it
-    matters to the case (default: case-NNN)."""
+    matters to the case (default: caseNNN)."""
 
     facts: dict
     extra: dict | None = None
@@ -132,7 +132,8 @@ def playbook_cases(tmp_path_factory, collections_path: str):
     default: its plays run on one inventory host per case instead of localhost, with the
     case's variables as host variables and its facts set where fact gathering would run
     (wlcg_soc_facts). Each host's output is its own (callback wlcg_soc_cases), and a failing
-    case does not stop the others.
+    case does not stop the others. Each host is also alone in a group of its own,
+    ``<host>_only`` (e.g. a cluster of one: ``elasticsearch_group: "{{ inventory_hostname }}_only"``).
 
     Host variables rank below extra variables (the ``playbook`` fixture's -e), but above role
     defaults, which is what the cases set. Tests that use it run in one pytest-xdist worker
@@ -149,7 +150,7 @@ def playbook_cases(tmp_path_factory, collections_path: str):
             key = case_key(case.facts, case.extra)
             if key in keys.values():
                 continue
-            name = case.host or f"case-{number:03d}"
+            name = case.host or f"case{number:03d}"
             assert name not in hosts, f"two cases on host {name}"
             hosts[name] = {
                 **(case.extra or {}),
@@ -168,7 +169,8 @@ def playbook_cases(tmp_path_factory, collections_path: str):
                 play["pre_tasks"] = [gather, *play.get("pre_tasks", [])]
         book, inventory, log = tmp_path / "play.yml", tmp_path / "cases.yml", tmp_path / "cases.json"
         book.write_text(json.dumps(plays))
-        inventory.write_text(json.dumps({"cases": {"hosts": hosts}}))
+        alone = {f"{name}_only": {"hosts": {name: {}}} for name in hosts}
+        inventory.write_text(json.dumps({"cases": {"hosts": hosts}, **alone}))
         env = dict(
             os.environ,
             ANSIBLE_COLLECTIONS_PATH=collections_path,
