@@ -206,10 +206,15 @@ def playbook_cases(tmp_path_factory, collections_path: str):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Tests that read batched runs (playbook_cases) go to one pytest-xdist worker per test
-    file (with --dist loadgroup, as pyproject.toml sets): each batch then runs once per run."""
+    file (with --dist loadgroup, as pyproject.toml sets): each batch then runs once per run.
+    Tests on the real search nodes come last, so that the nodes boot while the others run."""
     for item in items:
         if "playbook_cases" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group(f"cases-{item.path.stem}"))
+    def on_nodes(item) -> bool:
+        return "search_nodes" in getattr(item, "fixturenames", ())
+
+    items[:] = [item for item in items if not on_nodes(item)] + [item for item in items if on_nodes(item)]
 
 
 def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str | None = None) -> None:
@@ -308,19 +313,36 @@ def dashboards_api():
 
 
 # Real Elasticsearch and OpenSearch nodes (tests/search/engine.py) for the search modules'
-# tests. Both start together the first time a test asks for either; under pytest-xdist the
+# tests. Both are launched together as soon as the collected tests include one that needs
+# them, and boot (about a minute of JVM start) while other tests run; under pytest-xdist the
 # workers of a run share them (SharedNodes), so they start once per run, and stop when the
-# last worker that used them is done.
+# last worker is done.
 SEARCH_FLAVOURS = ("elasticsearch", "opensearch")
+_search_nodes = None
+
+
+def _shared_search_nodes():
+    global _search_nodes
+    if _search_nodes is None:
+        from search.engine import SharedNodes
+
+        _search_nodes = SharedNodes(SEARCH_FLAVOURS, os.environ.get("PYTEST_XDIST_TESTRUNUID"))
+    return _search_nodes
+
+
+def pytest_collection_finish(session):
+    if any("search_nodes" in getattr(item, "fixturenames", ()) for item in session.items):
+        _shared_search_nodes().prestart()
+
+
+def pytest_sessionfinish(session):
+    if _search_nodes is not None:
+        _search_nodes.release()
 
 
 @pytest.fixture(scope="session")
 def search_nodes():
-    from search.engine import SharedNodes
-
-    nodes = SharedNodes(SEARCH_FLAVOURS, os.environ.get("PYTEST_XDIST_TESTRUNUID"))
-    yield nodes
-    nodes.release()
+    return _shared_search_nodes()
 
 
 @pytest.fixture(params=SEARCH_FLAVOURS)
