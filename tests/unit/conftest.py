@@ -203,14 +203,58 @@ def playbook_cases(tmp_path_factory, collections_path: str):
     return run
 
 
+# Tests that read batched runs (playbook_cases) run in one pytest-xdist worker per test file,
+# so that each batch runs once per run; the others are spread one by one (--dist loadgroup, as
+# pyproject.toml sets). pytest-xdist's loadgroup passes a test's group to its scheduler by
+# appending "@group" to the test's node id, which pytest 9.2 no longer lets it change
+# (pytest-xdist issue 1386): the groups go through a file instead, written by the first
+# worker at collection and read by the scheduler below.
+XDIST_GROUPS = "WLCG_SOC_XDIST_GROUPS"
+
+
+def pytest_configure(config):
+    distributing = config.getoption("dist", "no") == "loadgroup" and config.getoption("tx", None)
+    if distributing and not hasattr(config, "workerinput"):
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="wlcg-soc-xdist-groups-", suffix=".json")
+        os.close(fd)
+        os.environ[XDIST_GROUPS] = path  # the workers, started later, inherit it
+        config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup" or not os.environ.get(XDIST_GROUPS):
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduler(LoadGroupScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # the workers have collected by now
+                text = Path(os.environ[XDIST_GROUPS]).read_text()
+                self.groups = json.loads(text) if text else {}
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return Scheduler(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Tests that read batched runs (playbook_cases) go to one pytest-xdist worker per test
-    file (with --dist loadgroup, as pyproject.toml sets): each batch then runs once per run.
-    Tests on the real search nodes come last, so that the nodes boot while the others run."""
+    """Group the tests of batched runs (see above); tests on the real search nodes come last,
+    so that the nodes boot while the others run."""
+    groups = {}
     for item in items:
         if "playbook_cases" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(f"cases-{item.path.stem}"))
+            groups[item.nodeid] = f"cases-{item.path.stem}"
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    path = os.environ.get(XDIST_GROUPS)
+    if path and os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+        Path(f"{path}.new").write_text(json.dumps(groups))
+        os.replace(f"{path}.new", path)
+
     def on_nodes(item) -> bool:
         return "search_nodes" in getattr(item, "fixturenames", ())
 
