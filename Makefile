@@ -92,15 +92,23 @@ test-stages: lint sanity unit importer molecule
 bench: venv deps  ## Benchmarks (benchmarks/README.md); not part of `make test`
 	python benchmarks/misp_sync.py $(BENCH_ARGS)
 
+# The lab runs with the controller settings sites are given (pipelining, persistent SSH
+# connections, cached facts), its fact cache kept with the lab's state.
+LAB_ENV := ANSIBLE_CONFIG=$(CURDIR)/inventories/example-site/ansible.cfg ANSIBLE_CACHE_PLUGIN_CONNECTION=$(CURDIR)/.lab/facts
+
 .PHONY: lab
 lab: venv hosts build  ## Start the local lab and deploy the SOC into it
-	ansible-playbook tests/lab/create.yml -i inventories/lab
-	ansible-playbook playbooks/site.yml -i inventories/lab
-	ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/summary.yml -i inventories/lab
+	$(LAB_ENV) ansible-playbook tests/lab/create.yml -i inventories/lab
+	$(LAB_ENV) ansible-playbook playbooks/site.yml -i inventories/lab
+	$(LAB_ENV) ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/summary.yml -i inventories/lab
 
 .PHONY: lab-destroy
 lab-destroy: venv  ## Remove the lab's containers, network and state
-	ansible-playbook tests/lab/destroy.yml -i inventories/lab
+	$(LAB_ENV) ansible-playbook tests/lab/destroy.yml -i inventories/lab
+
+.PHONY: bench-converge
+bench-converge: venv  ## Re-converge benchmark: site.yml on the converged lab (run `make lab` first)
+	$(LAB_ENV) python benchmarks/converge.py $(BENCH_ARGS)
 
 .PHONY: clean
 clean:  ## Remove build output (keeps the venv)

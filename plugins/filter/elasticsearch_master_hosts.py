@@ -18,15 +18,13 @@ description:
     which include C(master).
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
+extends_documentation_fragment:
+  - wlcg.soc.hostvars
 options:
   _input:
     description: The cluster's inventory host names.
     type: list
     elements: str
-    required: true
-  hostvars:
-    description: The variables of every host, by name (C(hostvars)).
-    type: dict
     required: true
 """
 

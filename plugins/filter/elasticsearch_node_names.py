@@ -15,15 +15,13 @@ description:
     or empty (the role's default), in the given order.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
+extends_documentation_fragment:
+  - wlcg.soc.hostvars
 options:
   _input:
     description: Inventory host names.
     type: list
     elements: str
-    required: true
-  hostvars:
-    description: The variables of every host, by name (C(hostvars)).
-    type: dict
     required: true
 """
 

@@ -16,15 +16,13 @@ description:
     unset or empty; the port its C(elasticsearch_transport_port), or O(port) where that is unset.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
+extends_documentation_fragment:
+  - wlcg.soc.hostvars
 options:
   _input:
     description: Inventory host names, usually the master-eligible ones.
     type: list
     elements: str
-    required: true
-  hostvars:
-    description: The variables of every host, by name (C(hostvars)).
-    type: dict
     required: true
   port:
     description: The transport port of hosts that do not set their own.

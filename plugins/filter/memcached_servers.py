@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.wlcg.soc.plugins.filter.address_list import address_list
+
 DOCUMENTATION = r"""
 name: memcached_servers
 short_description: The C(host:port) of memcached servers, from their own settings
@@ -21,15 +23,13 @@ description:
     brackets. The port is its C(memcached_port), or O(port).
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
+extends_documentation_fragment:
+  - wlcg.soc.hostvars
 options:
   _input:
     description: Inventory host names of the memcached servers.
     type: list
     elements: str
-    required: true
-  hostvars:
-    description: The variables of every host, by name (C(hostvars)).
-    type: dict
     required: true
   port:
     description: The port of hosts that do not set C(memcached_port).
@@ -55,12 +55,11 @@ WILDCARD = re.compile(r"^[0.:]+$")
 
 
 def _first_address(listen: Any) -> str:
-    entries = listen.split(",") if isinstance(listen, str) else list(listen or [])
-    for entry in entries:
-        address = str(entry).strip().strip("[]").lower()
-        if address:
-            return "" if WILDCARD.match(address) else address
-    return ""
+    try:
+        addresses = address_list(listen)
+    except TypeError:  # (not an address setting: that host's own checks refuse it)
+        return ""
+    return addresses[0] if addresses and not WILDCARD.match(addresses[0]) else ""
 
 
 def memcached_servers(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]], port: int = 11211) -> list[str]:

@@ -6,14 +6,17 @@
 #
 # Environment: WLCG_SOC_IMAGE (image name), WLCG_SOC_MIRROR (Debian mirror; defaults to
 # the one this machine's apt uses), WLCG_SOC_IMAGE_CACHE (a podman-save tarball reused
-# across fresh machines, e.g. a CI cache directory).
+# across fresh machines, e.g. a CI cache directory), WLCG_SOC_HOSTS_DIR (where the
+# controller's SSH key and client configuration for the test hosts are kept).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 IMAGE=${WLCG_SOC_IMAGE:-localhost/wlcg-soc-debian12:latest}
 # Bump when the image content below changes; an image with another revision is rebuilt.
-IMAGE_REV=1
+IMAGE_REV=3
 CACHE=${WLCG_SOC_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wlcg-soc/debian12-systemd-r$IMAGE_REV.tar}
+
+HOSTS_DIR=${WLCG_SOC_HOSTS_DIR:-$HOME/.cache/wlcg-soc/hosts}
 
 log() { printf '[test-hosts] %s\n' "$*"; }
 
@@ -34,7 +37,7 @@ mirror() {
 
 # 1. Host packages. runc: crun rejects a hybrid cgroup layout.
 need=()
-for p in podman runc debootstrap netavark aardvark-dns iptables uidmap; do
+for p in podman runc debootstrap netavark aardvark-dns iptables uidmap openssh-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -80,7 +83,34 @@ if [ "$(cat /proc/sys/vm/max_map_count)" -lt 262144 ]; then
   sysctl -q -w vm.max_map_count=262144
 fi
 
-# 5. The image.
+# 5. SSH to the test hosts, as Ansible reaches a site's hosts: pipelining over one
+#    multiplexed connection per host costs a fraction of the podman connection's
+#    per-task `podman exec` calls. Each connection starts `sshd -i` inside the container
+#    (inetd style, so hosts that share a network namespace need no ports of their own),
+#    which takes the controller's public key from the command line: no key is baked
+#    into the image or written into a host.
+mkdir -p "$HOSTS_DIR" && chmod 700 "$HOSTS_DIR"
+if [ ! -s "$HOSTS_DIR/id_ed25519" ]; then
+  log "making the controller's SSH key for the test hosts"
+  ssh-keygen -q -t ed25519 -N '' -C wlcg-soc-test-hosts -f "$HOSTS_DIR/id_ed25519"
+fi
+ssh_config=$(cat <<CONF
+# Written by wlcg.soc tests/hosts/setup.sh: SSH to the test hosts by container name.
+Host *
+  User root
+  IdentityFile $HOSTS_DIR/id_ed25519
+  IdentitiesOnly yes
+  ProxyCommand podman exec -i %h /usr/sbin/sshd -i -o "AuthorizedKeysCommand /usr/bin/echo $(cat "$HOSTS_DIR/id_ed25519.pub")" -o AuthorizedKeysCommandUser=nobody
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  LogLevel ERROR
+CONF
+)
+if [ "$(cat "$HOSTS_DIR/ssh_config" 2>/dev/null)" != "$ssh_config" ]; then
+  printf '%s\n' "$ssh_config" > "$HOSTS_DIR/ssh_config.tmp" && mv "$HOSTS_DIR/ssh_config.tmp" "$HOSTS_DIR/ssh_config"
+fi
+
+# 6. The image.
 image_rev() { podman image inspect --format '{{ index .Config.Labels "org.wlcg-soc.image-rev" }}' "$IMAGE" 2>/dev/null || true; }
 if [ "$(image_rev)" = "$IMAGE_REV" ]; then
   log "image $IMAGE (rev $IMAGE_REV) present"
@@ -100,7 +130,7 @@ trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
 log "building $IMAGE with debootstrap from $MIRROR (about a minute)"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,procps,ca-certificates,gnupg \
+  --include=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,iproute2,procps,ca-certificates,gnupg,openssh-server \
   bookworm "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log"; exit 1; }
 cat > "$rootfs/etc/apt/sources.list" <<SRC
 deb $MIRROR bookworm main
@@ -115,6 +145,10 @@ for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_al
          console-getty.service systemd-firstboot.service; do
   chroot "$rootfs" systemctl mask "$u" >/dev/null 2>&1 || true
 done
+# sshd is installed but not started: each connection starts its own (see 5), and a role
+# that needs the service (misp_sync's receiver) enables it.
+chroot "$rootfs" systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
+echo 'd /run/sshd 0755 root root -' > "$rootfs/etc/tmpfiles.d/wlcg-soc-sshd.conf"
 : > "$rootfs/etc/machine-id"   # a unique id per container, made at boot
 rm -f "$rootfs/etc/hostname"
 tar -C "$rootfs" -c . | podman import -q \

@@ -1,6 +1,6 @@
 """Serve the Kibana API double as a process (for trying the modules by hand):
 
-    python3 -m kibana_double --port 5601 --flavor kibana --password-file pw.txt [--space security]
+    python3 -m kibana_double --port 5601 --engine elasticsearch --password-file pw.txt [--space security]
 
 Runs until SIGTERM. The user is ``elastic`` unless ``--username`` says otherwise.
 """
@@ -19,13 +19,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="kibana_double")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5601)
-    parser.add_argument("--flavor", choices=("kibana", "dashboards"), default="kibana")
+    parser.add_argument("--engine", choices=("elasticsearch", "opensearch"), default="elasticsearch")
     parser.add_argument("--username", default="elastic")
     parser.add_argument("--password-file", required=True)
     parser.add_argument("--space", action="append", default=[], help="extra space to create (repeatable)")
     args = parser.parse_args()
     double = KibanaDouble(
-        args.flavor,
+        args.engine,
         username=args.username,
         password=Path(args.password_file).read_text().strip(),
         host=args.host,
@@ -33,7 +33,7 @@ def main() -> None:
     )
     for space in args.space:
         double.add_space(space)
-    serve_until_signalled(double, f"{args.flavor} double serving at {double.url}")
+    serve_until_signalled(double, f"Kibana API double ({args.engine}) serving at {double.url}")
 
 
 if __name__ == "__main__":

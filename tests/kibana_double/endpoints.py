@@ -73,10 +73,10 @@ class KibanaApi(KibanaStore):
     def _route(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, bytes, dict]:
         namespace = "default"
         match = SPACE_PREFIX.match(path)
-        if match and self.flavor == "kibana":
+        if match and self.engine == "elasticsearch":
             namespace, path = match.group(1), match.group(2) or "/"
         segments = [s for s in path.split("/") if s]
-        if self.flavor == "kibana" and segments[:3] == ["api", "spaces", "space"]:
+        if self.engine == "elasticsearch" and segments[:3] == ["api", "spaces", "space"]:
             return self._spaces(method, segments[3:], body)
         if segments[:1] == ["api"] and segments[1:2] == ["status"] and method == "GET":
             return 200, _dumps(self._status()), {}
@@ -84,12 +84,12 @@ class KibanaApi(KibanaStore):
             raise ApiError(404, f"Saved object [space/{namespace}] not found")
         if segments[:2] == ["api", "saved_objects"]:
             return self._saved_objects(method, segments[2:], query, headers, body, namespace)
-        if self.flavor == "kibana" and segments[:2] == ["api", "data_views"]:
+        if self.engine == "elasticsearch" and segments[:2] == ["api", "data_views"]:
             return self._data_views(method, segments[2:], body, namespace)
         raise ApiError(404, "Not Found")
 
     def _status(self) -> dict:
-        if self.flavor == "kibana":
+        if self.engine == "elasticsearch":
             return {
                 "name": "kibana-double",
                 "uuid": "5b2de169-2785-441b-ae8c-186a1936b17d",
@@ -277,7 +277,7 @@ class KibanaApi(KibanaStore):
                 "missingRefCount": len(missing),
                 "missingReferences": missing,
             }
-            if self.flavor == "kibana":
+            if self.engine == "elasticsearch":
                 details.update(excludedObjects=[], excludedObjectsCount=0)
             lines.append(stable_json(details))
         return "\n".join(lines)
@@ -306,7 +306,7 @@ class KibanaApi(KibanaStore):
     def _import(self, query: dict, headers: dict, body: bytes, namespace: str) -> dict:
         overwrite = _bool_param(query, "overwrite")
         create_new_copies = _bool_param(query, "createNewCopies")
-        compatibility = _bool_param(query, "compatibilityMode") if self.flavor == "kibana" else False
+        compatibility = _bool_param(query, "compatibilityMode") if self.engine == "elasticsearch" else False
         if overwrite and create_new_copies:
             raise ApiError(400, "[request query]: cannot use [overwrite] with [createNewCopies]")
         if create_new_copies and compatibility:
@@ -339,7 +339,7 @@ class KibanaApi(KibanaStore):
     def _failure(self, obj: dict, error: dict) -> dict:
         title = (obj.get("attributes") or {}).get("title")
         out: dict[str, Any] = {"id": obj.get("id"), "type": obj.get("type")}
-        if self.flavor == "dashboards":
+        if self.engine == "opensearch":
             out["title"] = title
         out["meta"] = {"title": title}
         out["error"] = error
@@ -400,7 +400,7 @@ class KibanaApi(KibanaStore):
                 self._store(namespace, new, overwrite=True)
             attributes = obj.get("attributes") or {}
             title = attributes.get("title")
-            if obj["type"] == "index-pattern" and self.flavor == "kibana":
+            if obj["type"] == "index-pattern" and self.engine == "elasticsearch":
                 title = attributes.get("name") or title
             result: dict[str, Any] = {
                 "type": obj["type"],
@@ -416,7 +416,7 @@ class KibanaApi(KibanaStore):
             icon = self.types.get(error["type"], (None, None))[1]
             error["meta"] = dict(error["meta"], icon=icon) if icon else error["meta"]
         answer: dict[str, Any] = {"successCount": len(success_results), "success": not errors}
-        if self.flavor == "kibana":
+        if self.engine == "elasticsearch":
             answer["warnings"] = []
         if success_results:
             answer["successResults"] = success_results

@@ -22,7 +22,7 @@ class KibanaDouble(KibanaApi, HttpDouble):
     """A Kibana (or OpenSearch Dashboards) API double on 127.0.0.1 (random port); a context manager.
 
     Attributes: ``url``, ``username``/``password`` (basic auth), ``api_keys`` and
-    ``tokens`` (accepted credentials), ``read_only_users``, ``flavor``, ``version``,
+    ``tokens`` (accepted credentials), ``read_only_users``, ``engine``, ``version``,
     ``requests`` (list of ``(method, path, headers dict)``), ``imports`` (``(space,
     overwrite, ["type:id", ...])`` per import request). Fault injection, settable at
     any time: ``fail_status`` (path -> HTTP status answered instead), ``unavailable``
@@ -37,7 +37,7 @@ class KibanaDouble(KibanaApi, HttpDouble):
 
     def __init__(
         self,
-        flavor: str = "kibana",
+        engine: str = "elasticsearch",
         *,
         username: str = "elastic",
         password: str | None = None,
@@ -45,7 +45,7 @@ class KibanaDouble(KibanaApi, HttpDouble):
         port: int = 0,
         tls: tuple[str, str] | ssl.SSLContext | None = None,
     ):
-        super().__init__(flavor)
+        super().__init__(engine)
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.api_keys: set[str] = set()
@@ -116,21 +116,21 @@ class KibanaDouble(KibanaApi, HttpDouble):
                 return user
             if user in self.read_only_users and password == self.read_only_users[user]:
                 return user
-            if self.flavor == "dashboards":
+            if self.engine == "opensearch":
                 raise ApiError(401, "Unauthorized")
             reason = f"unable to authenticate user [{user}] for REST request [/_security/_authenticate]"
             raise ApiError(401, f"[security_exception: [security_exception] Reason: {reason}]: {reason}")
-        if self.flavor == "kibana" and scheme.lower() == "apikey" and value in self.api_keys:
+        if self.engine == "elasticsearch" and scheme.lower() == "apikey" and value in self.api_keys:
             return "api_key"
-        if self.flavor == "kibana" and scheme.lower() == "bearer" and value in self.tokens:
+        if self.engine == "elasticsearch" and scheme.lower() == "bearer" and value in self.tokens:
             return "token"
-        if self.flavor == "dashboards":
+        if self.engine == "opensearch":
             raise ApiError(401, "Unauthorized")
         reason = "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
         raise ApiError(401, f"[security_exception: [security_exception] Reason: {reason}]: {reason}")
 
     def _check_xsrf(self, headers: dict) -> None:
-        prefix = "kbn" if self.flavor == "kibana" else "osd"
+        prefix = "kbn" if self.engine == "elasticsearch" else "osd"
         if f"{prefix}-xsrf" not in headers and f"{prefix}-version" not in headers:
             raise ApiError(400, f"Request must contain a {prefix}-xsrf header.")
 

@@ -51,7 +51,7 @@ elastic/kibana and opensearch-project/OpenSearch-Dashboards), not what a client 
   as ``index-pattern`` saved objects; creating one whose name (or title) is taken gives
   400 ``Duplicate data view: <name>`` unless ``override``; a missing one is 404
   ``Saved object [index-pattern/<id>] not found``; updates change only the given fields.
-* ``flavor="dashboards"``: OpenSearch Dashboards 2 (forked from Kibana 7.10.2): no spaces
+* ``engine="opensearch"``: OpenSearch Dashboards 2 (forked from Kibana 7.10.2): no spaces
   API and no ``/s/`` prefix, no data views API (index patterns are saved objects), objects
   carry ``migrationVersion`` instead of ``coreMigrationVersion``/``typeMigrationVersion``,
   import errors carry a top-level ``title`` as in 7.10, no ``warnings`` in import answers,

@@ -105,14 +105,15 @@ def _vkey(version: str) -> tuple[int, ...]:
 
 
 class KibanaStore:
-    """Saved objects by (namespace, type, id) and spaces, of one product (``flavor``)."""
+    """Saved objects by (namespace, type, id) and spaces, of the product of one search engine
+    (``engine``: Kibana for elasticsearch, OpenSearch Dashboards for opensearch)."""
 
-    def __init__(self, flavor: str):
-        if flavor not in ("kibana", "dashboards"):
-            raise ValueError("flavor is kibana or dashboards")
-        self.flavor = flavor
-        self.version = KIBANA_VERSION if flavor == "kibana" else DASHBOARDS_VERSION
-        self.types = KIBANA_TYPES if flavor == "kibana" else DASHBOARDS_TYPES
+    def __init__(self, engine: str):
+        if engine not in ("elasticsearch", "opensearch"):
+            raise ValueError("engine is elasticsearch (Kibana) or opensearch (OpenSearch Dashboards)")
+        self.engine = engine
+        self.version = KIBANA_VERSION if engine == "elasticsearch" else DASHBOARDS_VERSION
+        self.types = KIBANA_TYPES if engine == "elasticsearch" else DASHBOARDS_TYPES
         self.spaces: dict[str, dict] = {"default": dict(DEFAULT_SPACE)}
         # (namespace, type, id) -> stored object
         self.objects: dict[tuple[str, str, str], dict] = {}
@@ -170,7 +171,7 @@ class KibanaStore:
             "attributes": copy.deepcopy(obj.get("attributes") or {}),
             "references": copy.deepcopy(obj.get("references") or []),
         }
-        if self.flavor == "kibana":
+        if self.engine == "elasticsearch":
             stored["created_at"] = existing.get("created_at", now) if existing else now
             stored["managed"] = bool(obj.get("managed", False))
             stored["coreMigrationVersion"] = CORE_MIGRATION_VERSION

@@ -136,8 +136,11 @@ def playbook_cases(tmp_path_factory, collections_path: str):
     ``<host>_only`` (e.g. a cluster of one: ``elasticsearch_group: "{{ inventory_hostname }}_only"``).
 
     Host variables rank below extra variables (the ``playbook`` fixture's -e), but above role
-    defaults, which is what the cases set. Tests that use it run in one pytest-xdist worker
-    per test file (see pytest_collection_modifyitems), so that each batch runs once.
+    defaults, which is what the cases set. They would rank below a play's vars_files too (e.g.
+    checks_play's role defaults): those files are read into the variables of the group of all
+    cases instead, which each case's own variables override, as -e does. Tests that use it run
+    in one pytest-xdist worker per test file (see pytest_collection_modifyitems), so that each
+    batch runs once.
     """
 
     def run(text: str, cases: list, check: bool = True) -> CaseRuns:
@@ -160,8 +163,16 @@ def playbook_cases(tmp_path_factory, collections_path: str):
             }
             keys[name] = key
         plays = yaml.safe_load(text)
+        group_vars, group_files = {}, None
         for play in plays:
             play["hosts"] = "cases"
+            files = play.pop("vars_files", None)
+            if files:
+                # One group of all cases for every play: its plays' vars_files must agree.
+                assert group_files in (None, files), "plays with different vars_files in one batch"
+                group_files = files
+                for path in files:
+                    group_vars.update(yaml.safe_load(Path(path).read_text()) or {})
             # Each host's facts, set first, where fact gathering would run.
             if play.get("gather_facts", True):
                 play["gather_facts"] = False
@@ -170,7 +181,7 @@ def playbook_cases(tmp_path_factory, collections_path: str):
         book, inventory, log = tmp_path / "play.yml", tmp_path / "cases.yml", tmp_path / "cases.json"
         book.write_text(json.dumps(plays))
         alone = {f"{name}_only": {"hosts": {name: {}}} for name in hosts}
-        inventory.write_text(json.dumps({"cases": {"hosts": hosts}, **alone}))
+        inventory.write_text(json.dumps({"cases": {"hosts": hosts, "vars": group_vars}, **alone}))
         env = dict(
             os.environ,
             ANSIBLE_COLLECTIONS_PATH=collections_path,
@@ -223,7 +234,7 @@ def pytest_configure(config):
         config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "loadgroup" or not os.environ.get(XDIST_GROUPS):
         return None
@@ -272,6 +283,28 @@ def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str 
     assert named in res.out, res.out
     if first_change:
         assert first_change not in res.out, res.out
+
+
+def checks_play(role: str, entry_point: str = "main") -> str:
+    """A play on localhost that checks the input as the role's entry point does, and stops there,
+    before the role changes anything: the entry point's argument spec (the check ansible-core puts
+    first in the role) against the role's defaults and the extra vars (under playbook_cases, each
+    case's variables), then the role's tasks/validate.yml."""
+    spec = ROOT / "roles" / role / "meta/argument_specs.yml"
+    return f"""
+- hosts: localhost
+  gather_facts: true
+  vars_files:
+    - {ROOT}/roles/{role}/defaults/main.yml
+  tasks:
+    - name: Validate the input against the argument spec of wlcg.soc.{role} ({entry_point})
+      ansible.builtin.validate_argument_spec:
+        argument_spec: >-
+          {{{{ (lookup('ansible.builtin.file', '{spec}') | from_yaml).argument_specs['{entry_point}'].options }}}}
+    - ansible.builtin.include_role:
+        name: wlcg.soc.{role}
+        tasks_from: validate.yml
+"""
 
 
 def role_play(role: Path, family: str, tasks: str) -> str:
@@ -342,7 +375,7 @@ def kibana_api():
     """A running Kibana 8 API double (http on 127.0.0.1) with a `security` space, stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("kibana") as double:
+    with KibanaDouble("elasticsearch") as double:
         double.add_space("security", "Security")
         yield double
 
@@ -352,7 +385,7 @@ def dashboards_api():
     """A running OpenSearch Dashboards 2 API double (http on 127.0.0.1), stopped after the test."""
     from kibana_double import KibanaDouble
 
-    with KibanaDouble("dashboards", username="admin") as double:
+    with KibanaDouble("opensearch", username="admin") as double:
         yield double
 
 
@@ -375,6 +408,8 @@ def _shared_search_nodes():
 
 
 def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
     if any("search_nodes" in getattr(item, "fixturenames", ()) for item in session.items):
         _shared_search_nodes().prestart()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ALMA9, DEBIAN12, ROOT, UNSUPPORTED, assert_platform_refused, unsupported_platforms
+from conftest import ALMA9, DEBIAN12, ROOT, UNSUPPORTED, assert_platform_refused, checks_play, unsupported_platforms
 
 ROLE = ROOT / "roles/common"
 
@@ -41,11 +41,16 @@ def leaf_and_ca(tmp_path: Path) -> tuple[str, str]:
 
 
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("common")
 BAD_INPUT = [
+    # The argument spec: choices, types and the CA entries' fields.
     ({"common_time_sync": "sometimes"}, "common_time_sync"),
     ({"common_journal_persistent": "maybe"}, "common_journal_persistent"),
-    ({"common_ca_certificates": [{"name": "x"}]}, "content"),
+    (
+        {"common_ca_certificates": [{"name": "x"}]},
+        "missing required arguments: content found in common_ca_certificates",
+    ),
+    # The checks.
     ({"common_journal_max_use": "lots"}, "common_journal_max_use (lots)"),
 ]
 NOT_PEM = {"common_ca_certificates": [{"name": "site", "content": "hello"}]}

@@ -18,6 +18,7 @@ from conftest import (
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
+    checks_play,
     role_play,
     template_task,
     unsupported_platforms,
@@ -39,14 +40,16 @@ GOOD = {
     "pki_ca_passphrase": "a-long-ca-passphrase-0123",
 }
 
-VALIDATE = """
+APPLY = """
 - hosts: localhost
   gather_facts: true
   tasks:
     - ansible.builtin.include_role:
         name: wlcg.soc.elasticsearch
-        tasks_from: validate.yml
 """
+# The argument spec, then the input checks: the rest would touch this machine's packages.
+VALIDATE = checks_play("elasticsearch")
+FIRST_CHANGE = "Install the packages the role needs"
 
 
 GOOD_INPUT = [
@@ -68,8 +71,18 @@ GOOD_INPUT = [
 ]
 GOOD_IDS = ["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"]
 BAD_INPUT = [
-    ({"elasticsearch_engine": "solr"}, "elasticsearch_engine"),
-    ({"elasticsearch_install_method": "docker"}, "elasticsearch_install_method"),
+    # The argument spec: choices, and the fields of the built-in passwords and index families.
+    ({"elasticsearch_engine": "solr"}, "value of elasticsearch_engine must be one of"),
+    ({"elasticsearch_install_method": "docker"}, "value of elasticsearch_install_method must be one of"),
+    (
+        {"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}},
+        "elasticsearch_builtin_passwords.root. Supported parameters include",
+    ),
+    (
+        {"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]},
+        "elasticsearch_index_families.ttl. Supported parameters include",
+    ),
+    # The checks.
     ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
     (
         {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
@@ -100,14 +113,14 @@ BAD_INPUT = [
     ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
     ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
     ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
+    # Text the argument spec would read as a mapping (key=value) is still refused.
+    ({"elasticsearch_extra_settings": "path.repo=/srv"}, "elasticsearch_extra_settings must be a mapping"),
     ({"elasticsearch_elastic_password": ""}, "elasticsearch_elastic_password"),
     ({"elasticsearch_elastic_password": "short"}, "elasticsearch_elastic_password"),
     ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
     ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
-    ({"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}}, "elasticsearch_builtin_passwords"),
     ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
     ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
-    ({"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]}, "elasticsearch_index_families"),
 ]
 # In the batched runs below each case's host is the cluster: a group of its own.
 ALONE = dict(GOOD, elasticsearch_group="{{ inventory_hostname }}_only")
@@ -115,41 +128,47 @@ ALONE = dict(GOOD, elasticsearch_group="{{ inventory_hostname }}_only")
 
 @pytest.fixture(scope="module")
 def checks(playbook_cases):
-    """Every input-check case below in one ansible-playbook run (one host per case)."""
-    return playbook_cases(
-        VALIDATE,
-        [(DEB, ALONE), (ALMA, ALONE)]
-        + [(DEB, dict(ALONE, **extra)) for extra in GOOD_INPUT]
-        + [(DEB, dict(ALONE, **extra)) for extra, _named in BAD_INPUT]
-        + [(dict(DEB, **platform), ALONE) for platform in UNSUPPORTED.values()],
-    )
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    argument spec and the checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(
+            VALIDATE,
+            [(DEB, ALONE), (ALMA, ALONE)] + [(DEB, dict(ALONE, **extra)) for extra in GOOD_INPUT],
+        ),
+        APPLY: playbook_cases(
+            APPLY,
+            [(DEB, dict(ALONE, **extra)) for extra, _named in BAD_INPUT]
+            + [(dict(DEB, **platform), ALONE) for platform in UNSUPPORTED.values()],
+        ),
+    }
 
 
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
 def test_defaults_pass_checks(checks, facts):
-    res = checks.get(facts, ALONE)
+    res = checks[VALIDATE].get(facts, ALONE)
     assert res.rc == 0, res.out
 
 
 @pytest.mark.parametrize("extra", GOOD_INPUT, ids=GOOD_IDS)
 def test_good_input_passes_checks(checks, extra):
-    res = checks.get(DEB, dict(ALONE, **extra))
+    res = checks[VALIDATE].get(DEB, dict(ALONE, **extra))
     assert res.rc == 0, res.out
 
 
 @pytest.mark.parametrize(("extra", "named"), BAD_INPUT, ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_input_is_named(checks, extra, named):
-    res = checks.get(DEB, dict(ALONE, **extra))
+    res = checks[APPLY].get(DEB, dict(ALONE, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
     assert "a-long-elastic-password" not in res.out
-    assert "a-long-elastic-password" not in checks.all_out
+    assert "a-long-elastic-password" not in checks[APPLY].all_out
+    assert FIRST_CHANGE not in res.out, res.out
 
 
 @unsupported_platforms
 def test_unsupported_family_fails_first(checks, platform):
     facts = dict(DEB, **platform)
-    assert_platform_refused(checks.get(facts, ALONE), "elasticsearch", facts)
+    assert_platform_refused(checks[APPLY].get(facts, ALONE), "elasticsearch", facts, FIRST_CHANGE)
 
 
 def test_vars_per_family_have_the_same_keys():

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+from ansible_collections.wlcg.soc.plugins.filter.address_list import address_list
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_heap_mb import elasticsearch_heap_mb
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_master_hosts import elasticsearch_master_hosts
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_node_names import elasticsearch_node_names
@@ -80,7 +81,29 @@ def test_host_url(host, port, scheme, url):
         assert host_url(host, port) == url
 
 
-FILTERS = ["elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
+@pytest.mark.parametrize(
+    ("value", "addresses"),
+    [
+        ("192.0.2.10", ["192.0.2.10"]),
+        ("192.0.2.10, 127.0.0.1,", ["192.0.2.10", "127.0.0.1"]),
+        (" [2001:DB8::10] ,192.0.2.10,2001:db8::10", ["2001:db8::10", "192.0.2.10"]),
+        (["192.0.2.10", "[::1]", "", " 192.0.2.10 "], ["192.0.2.10", "::1"]),
+        ("", []),
+        ([], []),
+        (None, []),
+    ],
+)
+def test_address_list(value, addresses):
+    assert address_list(value) == addresses
+
+
+@pytest.mark.parametrize("value", [{"ip": "192.0.2.10"}, 11211])
+def test_address_list_refuses_what_is_not_addresses(value):
+    with pytest.raises(TypeError, match="address_list takes a list of addresses or comma-separated text"):
+        address_list(value)
+
+
+FILTERS = ["address_list", "elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
 FILTERS += ["elasticsearch_seed_hosts", "host_url", "memcached_servers"]
 
 
@@ -110,6 +133,7 @@ def test_filters_run_in_a_play(playbook):
           - (['localhost'] | wlcg.soc.elasticsearch_node_names(hostvars)) == ['localhost']
           - (0 | wlcg.soc.elasticsearch_heap_mb(1000)) == 500
           - ('::1' | wlcg.soc.host_url(9200, 'http')) == 'http://[::1]:9200'
+          - ('192.0.2.1,[::1]' | wlcg.soc.address_list) == ['192.0.2.1', '::1']
 """
     res = playbook(text, {})
     assert res.rc == 0, res.out

@@ -489,7 +489,7 @@ def test_data_views_api(kibana_api):
 # ------------------------------------------------------------------ OpenSearch Dashboards
 
 
-def test_dashboards_flavor(dashboards_api):
+def test_opensearch_engine_is_opensearch_dashboards(dashboards_api):
     assert import_file(dashboards_api, [PATTERN]).json() == {
         "statusCode": 400,
         "error": "Bad Request",

@@ -1,6 +1,6 @@
 """The kibana role: its input checks (before any change), the RedHat branch and the
 OpenSearch Dashboards variant rendered, and its dashboards push against the Kibana API
-double (tests/kibana_double) in both flavours.
+double (tests/kibana_double) for both engines.
 
 The role runs in check mode on this machine with fake facts, so nothing changes on it;
 the templates are rendered into a temporary directory and parsed.
@@ -19,6 +19,7 @@ from conftest import (
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
+    checks_play,
     role_play,
     template_task,
     unsupported_platforms,
@@ -64,7 +65,7 @@ APPLY = """
         name: wlcg.soc.kibana
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("kibana")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
@@ -510,10 +511,10 @@ def changed(results: list[dict]) -> list[str]:
 
 
 @pytest.mark.usefixtures("collections_path")
-@pytest.mark.parametrize(("flavor", "engine"), [("kibana", "elasticsearch"), ("dashboards", "opensearch")])
-def test_the_role_pushes_every_dashboard_once(request, tmp_path, flavor, engine):
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_the_role_pushes_every_dashboard_once(request, tmp_path, engine):
     """The role's push tasks against the API double: everything written, then nothing to do."""
-    double = request.getfixturevalue("kibana_api" if flavor == "kibana" else "dashboards_api")
+    double = request.getfixturevalue("kibana_api" if engine == "elasticsearch" else "dashboards_api")
     task = dict(PUSH, vars=push_vars(double, engine, tmp_path))
     results, out = run_tasks(tmp_path, [task])
     first = changed(results)

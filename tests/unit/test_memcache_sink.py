@@ -10,12 +10,7 @@ import time
 import pytest
 from ansible_collections.wlcg.soc.plugins.module_utils.memcache import MemcacheError, MemcacheSink, parse_server
 from pymemcache.client.base import Client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from search.engine import free_port
 
 
 @pytest.fixture

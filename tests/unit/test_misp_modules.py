@@ -18,6 +18,7 @@ from pathlib import Path
 import module_runner
 import pytest
 from pymemcache.client.base import Client
+from search.engine import free_port
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -27,12 +28,6 @@ CIRCL_UUID = re.compile(r"\(([0-9a-f-]{36})\)")
 def run_task(tmp_path: Path, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
     """Run one task of ``wlcg.soc.<module>`` on localhost; its result as a dict."""
     return module_runner.run_task(tmp_path, module, args, check=check, diff=diff)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

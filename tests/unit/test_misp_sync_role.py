@@ -18,6 +18,7 @@ from conftest import (
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
+    checks_play,
     role_play,
     template_task,
     unsupported_platforms,
@@ -39,7 +40,7 @@ APPLY = """
         name: wlcg.soc.misp_sync
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("misp_sync")
 RECEIVER = APPLY + "        tasks_from: receiver\n"
 FIRST_CHANGE = "Install the packages"
 RECEIVER_FIRST_CHANGE = "Install SSH and Python"

@@ -17,6 +17,7 @@ from conftest import (
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
+    checks_play,
     role_play,
     template_task,
     unsupported_platforms,
@@ -42,7 +43,7 @@ APPLY = """
         name: wlcg.soc.nfacctd
 """
 # Stop right after the input checks: the rest would touch this machine's packages.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("nfacctd")
 FIRST_CHANGE = "Install pmacct"
 WILDCARD = "0.0.0.0"  # noqa: S104 (refused unless asked for)
 DAEMON_TEMPLATES = {"pmacct.conf": ".conf", "collector.service": ".service"}

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ALMA9, DEBIAN12, UNSUPPORTED, assert_platform_refused, unsupported_platforms
+from conftest import ALMA9, DEBIAN12, UNSUPPORTED, assert_platform_refused, checks_play, unsupported_platforms
 
 APPLY = """
 - hosts: localhost
@@ -19,7 +19,7 @@ APPLY = """
         name: wlcg.soc.pki
 """
 # Stop right after the input checks.
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("pki")
 FIRST_CHANGE = "Create the CA directory on the controller"
 GOOD = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
 
@@ -28,7 +28,11 @@ BAD_INPUT = [
     ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
     ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
     ({"pki_dir": "pki"}, "pki_dir"),
-    ({"pki_certificates": [{"name": "node", "dest": "/etc/x"}]}, "pki_certificates[0]"),
+    # The argument spec: the certificates' fields.
+    (
+        {"pki_certificates": [{"name": "node", "dest": "/etc/x"}]},
+        "missing required arguments: common_name found in pki_certificates",
+    ),
     ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
     (
         {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
@@ -51,14 +55,16 @@ CERTS = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "i
 @pytest.fixture(scope="module")
 def checks(playbook_cases):
     """Every input-check case below, in two ansible-playbook runs (one host per case): the
-    checks alone, and the role, which stops at its checks."""
+    argument spec and the checks alone, and the role, which stops at its checks."""
     return {
         VALIDATE: playbook_cases(
-            VALIDATE,
-            [(DEBIAN12, GOOD), (ALMA9, GOOD), (DEBIAN12, dict(GOOD, pki_certificates=CERTS))]
+            VALIDATE, [(DEBIAN12, GOOD), (ALMA9, GOOD), (DEBIAN12, dict(GOOD, pki_certificates=CERTS))]
+        ),
+        APPLY: playbook_cases(
+            APPLY,
+            [(dict(DEBIAN12, **platform), GOOD) for platform in UNSUPPORTED.values()]
             + [(DEBIAN12, dict(GOOD, **extra)) for extra, _named in BAD_INPUT],
         ),
-        APPLY: playbook_cases(APPLY, [(dict(DEBIAN12, **platform), GOOD) for platform in UNSUPPORTED.values()]),
     }
 
 
@@ -77,9 +83,10 @@ def test_unsupported_platform_fails_first(checks, platform):
 @pytest.mark.parametrize(("extra", "named"), BAD_INPUT, ids=BAD_IDS)
 def test_bad_input_is_named(checks, extra, named):
     good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
-    res = checks[VALIDATE].get(DEBIAN12, dict(good, **extra))
+    res = checks[APPLY].get(DEBIAN12, dict(good, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
+    assert FIRST_CHANGE not in res.out, res.out
 
 
 def test_good_input_passes(checks):

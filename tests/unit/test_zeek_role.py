@@ -18,6 +18,7 @@ from conftest import (
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
+    checks_play,
     role_play,
     template_task,
     unsupported_platforms,
@@ -44,7 +45,7 @@ APPLY = """
     - ansible.builtin.include_role:
         name: wlcg.soc.zeek
 """
-VALIDATE = APPLY + "        tasks_from: validate.yml\n"
+VALIDATE = checks_play("zeek")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
@@ -61,7 +62,7 @@ BAD_INPUT = [
     (interfaces({"name": "ens1f0", "lb_procs": "many"}), "lb_procs"),
     (interfaces({"name": "ens1f0", "ring_size": "huge"}), "zeek_capture_interfaces[0]"),
     (interfaces({"name": "ens1f0", "pin_cpus": "1,2"}), "pin_cpus"),
-    (interfaces({"name": "ens1f0", "speed": 10}), "speed"),
+    (interfaces({"name": "ens1f0", "speed": 10}), "zeek_capture_interfaces.speed. Supported parameters include"),
     (interfaces({"name": "ens1f0"}, {"name": "ens1f0"}), "zeek_capture_interfaces lists an interface twice"),
     (dict(GOOD, zeek_install_method="source"), "zeek_install_method"),
     (dict(GOOD, zeek_install_method="mirror"), "'mirror' needs zeek_mirror_url"),

@@ -68,7 +68,7 @@ def main() -> None:
 
     credentials = json.loads(Path("/etc/kibana-standin/credentials.json").read_text())
     double = KibanaDouble(
-        "kibana",
+        "elasticsearch",
         username=credentials["username"],
         password=credentials["password"],
         host=s.get("server.host", "localhost"),
