@@ -12,6 +12,8 @@ VERSION := $(shell awk '/^version:/{print $$2}' galaxy.yml)
 TARBALL := $(BUILD)/wlcg-soc-$(VERSION).tar.gz
 # Molecule scenarios run side by side, each converging its hosts in parallel.
 MOLECULE_JOBS ?= 2
+# Each step of a stage runs through this: `make test` sums up their times at its end.
+STAGE := tests/stage.sh run
 
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -24,9 +26,9 @@ help:  ## List the targets
 	@awk -F':.*## ' '/^[a-z-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(STAGE) venv -- $(PYTHON) -m venv $(VENV)
+	$(STAGE) venv:pip -- $(BIN)/pip install -q --upgrade pip
+	$(STAGE) venv:requirements -- $(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 .PHONY: venv
@@ -34,33 +36,33 @@ venv: $(VENV)/.installed  ## Controller tooling in $(VENV)
 
 .PHONY: deps
 deps:  ## Debian packages the tests use on the controller (memcached, shellcheck)
-	tests/deps.sh
+	$(STAGE) deps -- tests/deps.sh
 
 .PHONY: hosts
 hosts:  ## Podman and the Debian 12 systemd image for test hosts (root)
-	tests/hosts/setup.sh
+	$(STAGE) hosts -- tests/hosts/setup.sh
 
 .PHONY: build
 build: venv  ## Build the collection tarball and install it under $(BUILD)/collections
 	rm -rf $(BUILD) && mkdir -p $(COLLECTIONS)
-	ansible-galaxy collection build --force --output-path $(BUILD) .
-	ansible-galaxy collection install --force --offline -p $(COLLECTIONS) $(TARBALL)
+	$(STAGE) build -- ansible-galaxy collection build --force --output-path $(BUILD) .
+	$(STAGE) build:install -- ansible-galaxy collection install --force --offline -p $(COLLECTIONS) $(TARBALL)
 
 .PHONY: lint
 lint: venv  ## yamllint, ansible-lint (production profile), ruff, changelog fragments
-	yamllint --strict .
-	ansible-lint --profile production --strict
-	ruff check .
-	ruff format --check .
-	antsibull-changelog lint
+	$(STAGE) lint:yamllint -- yamllint --strict .
+	$(STAGE) lint:ansible-lint -- ansible-lint --profile production --strict
+	$(STAGE) lint:ruff -- ruff check .
+	$(STAGE) lint:ruff-format -- ruff format --check .
+	$(STAGE) lint:changelog -- antsibull-changelog lint
 
 .PHONY: sanity
 sanity: venv deps  ## ansible-test sanity on the collection
-	tests/sanity/run.sh
+	$(STAGE) sanity -- tests/sanity/run.sh
 
 .PHONY: unit
 unit: venv build deps  ## pytest unit tests (run against the built collection)
-	pytest -n 2 tests/unit
+	$(STAGE) unit -- pytest -n 2 tests/unit
 
 .PHONY: readmes
 readmes: venv  ## Write roles/*/README.md from their meta/argument_specs.yml
@@ -68,18 +70,23 @@ readmes: venv  ## Write roles/*/README.md from their meta/argument_specs.yml
 
 .PHONY: importer
 importer: venv build  ## Galaxy's import check (galaxy-importer, with ansible-lint) on the built tarball
-	cd $(BUILD) && GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/galaxy-importer.cfg \
+	$(STAGE) importer -- $(SHELL) $(.SHELLFLAGS) 'cd $(BUILD) && \
+	  GALAXY_IMPORTER_CONFIG=$(CURDIR)/tests/galaxy-importer.cfg \
 	  GALAXY_IMPORTER_ANSIBLE_LOCAL_TMP=$(abspath $(BUILD))/importer-tmp \
-	  python -m galaxy_importer.main $(notdir $(TARBALL)) | tee importer.log
+	  python -m galaxy_importer.main $(notdir $(TARBALL)) | tee importer.log'
 	@# The importer passes with lint findings and other warnings; Galaxy shows them: fail on them.
-	@! grep -E '^(WARNING|ERROR|CRITICAL):' $(BUILD)/importer.log
+	@$(STAGE) importer:findings -- $(SHELL) $(.SHELLFLAGS) '! grep -E "^(WARNING|ERROR|CRITICAL):" $(BUILD)/importer.log'
 
 .PHONY: molecule
 molecule: venv hosts build  ## Molecule: converge, idempotence, verify for every scenario
-	MOLECULE_JOBS=$(MOLECULE_JOBS) tests/molecule.sh
+	MOLECULE_JOBS=$(MOLECULE_JOBS) $(STAGE) molecule -- tests/molecule.sh
 
 .PHONY: test
-test: lint sanity unit importer molecule  ## Everything CI runs
+test:  ## Everything CI runs (lint sanity unit importer molecule), then the time of each stage
+	@tests/stage.sh all $(MAKE) --no-print-directory test-stages
+
+.PHONY: test-stages
+test-stages: lint sanity unit importer molecule
 
 .PHONY: bench
 bench: venv deps  ## Benchmarks (benchmarks/README.md); not part of `make test`

@@ -46,6 +46,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -430,6 +431,7 @@ class SharedNodes:
         self.own: dict[str, SearchNode] = {}
         self.nodes: dict = {}
         self.error: Exception | None = None  # a failed start is not tried again by each test
+        self._starting: threading.Thread | None = None
 
     @contextlib.contextmanager
     def _locked(self):
@@ -463,7 +465,23 @@ class SharedNodes:
         for node in self.own.values():
             node.stop()
 
+    def prestart(self) -> None:
+        """Launch the nodes (or join those another process launched) in the background, so
+        that they boot while other tests run; ``get()`` waits for them."""
+        if self._starting is None and not self.nodes and self.error is None:
+            self._starting = threading.Thread(target=self._prestart, name="search-nodes", daemon=True)
+            self._starting.start()
+
+    def _prestart(self) -> None:
+        try:
+            self._attach()
+        except Exception as exc:
+            self.error = exc
+
     def get(self, flavour: str):
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if self.error is not None:
             raise EngineError(f"the test nodes could not start: {self.error}")
         try:
@@ -473,6 +491,10 @@ class SharedNodes:
             raise
 
     def _get(self, flavour: str):
+        self._attach()
+        return self.nodes[flavour].wait()
+
+    def _attach(self) -> None:
         if not self.nodes:
             if self.dir is None:
                 self._start()
@@ -485,9 +507,11 @@ class SharedNodes:
                         state["owner"] = self.me
                         state["nodes"] = [{k: getattr(n, k) for k in SHARED_KEYS} for n in self.own.values()]
                     state["users"] = sorted(set(state.get("users", [])) | {self.me})
-        return self.nodes[flavour].wait()
 
     def release(self, patience: float = 3600.0) -> None:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         if not self.nodes and not self.own:
             return
         if self.dir is not None:

@@ -75,6 +75,7 @@ def playbook(tmp_path: Path, collections_path: str):
             os.environ,
             ANSIBLE_COLLECTIONS_PATH=collections_path,
             ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
             ANSIBLE_FACTS_MODULES="fake_facts",
             WLCG_SOC_FAKE_FACTS=json.dumps(facts),
             ANSIBLE_NOCOLOR="1",
@@ -93,6 +94,184 @@ def playbook(tmp_path: Path, collections_path: str):
     return run
 
 
+# Many cases of one play in one ansible-playbook run: one host per case, each with its own
+# facts and variables. A case run alone costs about 2 s of CPU (Ansible's start, loading the
+# role, a facts module run, then its checks); batched, under 1 s (its checks).
+@dataclass(frozen=True)
+class Case:
+    """One host of a batched run: its facts, its variables, and its inventory name if it
+    matters to the case (default: caseNNN)."""
+
+    facts: dict
+    extra: dict | None = None
+    host: str | None = None
+
+
+def case_key(facts: dict, extra: dict | None = None) -> str:
+    return json.dumps([facts, extra or {}], sort_keys=True)
+
+
+class CaseRuns:
+    """The outcome of each case of a batched run, looked up by its facts and variables: a Run
+    whose ``rc`` is 0 unless the case's host failed, and whose ``out`` is that host's share of
+    the output (banners, results, warnings and errors, recap). ``all_out`` is the whole output."""
+
+    def __init__(self, runs: dict[str, Run], all_out: str):
+        self.runs = runs
+        self.all_out = all_out
+
+    def get(self, facts: dict, extra: dict | None = None) -> Run:
+        key = case_key(facts, extra)
+        assert key in self.runs, f"not a case of this batch: {key}"
+        return self.runs[key]
+
+
+@pytest.fixture(scope="session")
+def playbook_cases(tmp_path_factory, collections_path: str):
+    """Run a playbook text once for many cases (`Case` or (facts, extra) pairs), in check mode by
+    default: its plays run on one inventory host per case instead of localhost, with the
+    case's variables as host variables and its facts set where fact gathering would run
+    (wlcg_soc_facts). Each host's output is its own (callback wlcg_soc_cases), and a failing
+    case does not stop the others. Each host is also alone in a group of its own,
+    ``<host>_only`` (e.g. a cluster of one: ``elasticsearch_group: "{{ inventory_hostname }}_only"``).
+
+    Host variables rank below extra variables (the ``playbook`` fixture's -e), but above role
+    defaults, which is what the cases set. They would rank below a play's vars_files too (e.g.
+    checks_play's role defaults): those files are read into the variables of the group of all
+    cases instead, which each case's own variables override, as -e does. Tests that use it run
+    in one pytest-xdist worker per test file (see pytest_collection_modifyitems), so that each
+    batch runs once.
+    """
+
+    def run(text: str, cases: list, check: bool = True) -> CaseRuns:
+        import yaml
+
+        tmp_path = tmp_path_factory.mktemp("cases")
+        hosts, keys = {}, {}
+        for number, case in enumerate(cases):
+            case = case if isinstance(case, Case) else Case(*case)
+            key = case_key(case.facts, case.extra)
+            if key in keys.values():
+                continue
+            name = case.host or f"case{number:03d}"
+            assert name not in hosts, f"two cases on host {name}"
+            hosts[name] = {
+                **(case.extra or {}),
+                "ansible_connection": "local",
+                "ansible_python_interpreter": sys.executable,
+                "wlcg_soc_fake_facts": case.facts,
+            }
+            keys[name] = key
+        plays = yaml.safe_load(text)
+        group_vars, group_files = {}, None
+        for play in plays:
+            play["hosts"] = "cases"
+            files = play.pop("vars_files", None)
+            if files:
+                # One group of all cases for every play: its plays' vars_files must agree.
+                assert group_files in (None, files), "plays with different vars_files in one batch"
+                group_files = files
+                for path in files:
+                    group_vars.update(yaml.safe_load(Path(path).read_text()) or {})
+            # Each host's facts, set first, where fact gathering would run.
+            if play.get("gather_facts", True):
+                play["gather_facts"] = False
+                gather = {"name": "Gathering Facts", "wlcg_soc_facts": {"facts": "{{ wlcg_soc_fake_facts }}"}}
+                play["pre_tasks"] = [gather, *play.get("pre_tasks", [])]
+        book, inventory, log = tmp_path / "play.yml", tmp_path / "cases.yml", tmp_path / "cases.json"
+        book.write_text(json.dumps(plays))
+        alone = {f"{name}_only": {"hosts": {name: {}}} for name in hosts}
+        inventory.write_text(json.dumps({"cases": {"hosts": hosts, "vars": group_vars}, **alone}))
+        env = dict(
+            os.environ,
+            ANSIBLE_COLLECTIONS_PATH=collections_path,
+            ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
+            ANSIBLE_CALLBACK_PLUGINS=str(FIXTURES / "callback"),
+            ANSIBLE_STDOUT_CALLBACK="wlcg_soc_cases",
+            WLCG_SOC_CASES_LOG=str(log),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="0",
+            ANSIBLE_LOCALHOST_WARNING="0",
+        )
+        cmd = ["ansible-playbook", "-i", str(inventory), str(book)]
+        if check:
+            cmd.append("--check")
+        res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        all_out = res.stdout + res.stderr
+        # 0: every host passed; 2: some failed; 4: some unreachable. Anything else (a bad
+        # playbook, a crash) is every case's outcome.
+        logged = json.loads(log.read_text()) if res.returncode in (0, 2, 4) and log.is_file() else {}
+        runs = {}
+        for name, key in keys.items():
+            if name in logged:
+                case = logged[name]
+                runs[key] = Run(2 if case["failed"] or case["unreachable"] else 0, case["out"])
+            else:
+                runs[key] = Run(res.returncode or 1, all_out)
+        return CaseRuns(runs, all_out)
+
+    return run
+
+
+# Tests that read batched runs (playbook_cases) run in one pytest-xdist worker per test file,
+# so that each batch runs once per run; the others are spread one by one (--dist loadgroup, as
+# pyproject.toml sets). pytest-xdist's loadgroup passes a test's group to its scheduler by
+# appending "@group" to the test's node id, which pytest 9.2 no longer lets it change
+# (pytest-xdist issue 1386): the groups go through a file instead, written by the first
+# worker at collection and read by the scheduler below.
+XDIST_GROUPS = "WLCG_SOC_XDIST_GROUPS"
+
+
+def pytest_configure(config):
+    distributing = config.getoption("dist", "no") == "loadgroup" and config.getoption("tx", None)
+    if distributing and not hasattr(config, "workerinput"):
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="wlcg-soc-xdist-groups-", suffix=".json")
+        os.close(fd)
+        os.environ[XDIST_GROUPS] = path  # the workers, started later, inherit it
+        config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup" or not os.environ.get(XDIST_GROUPS):
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduler(LoadGroupScheduling):
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # the workers have collected by now
+                text = Path(os.environ[XDIST_GROUPS]).read_text()
+                self.groups = json.loads(text) if text else {}
+            return self.groups.get(nodeid) or super()._split_scope(nodeid)
+
+    return Scheduler(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Group the tests of batched runs (see above); tests on the real search nodes come last,
+    so that the nodes boot while the others run."""
+    groups = {}
+    for item in items:
+        if "playbook_cases" in getattr(item, "fixturenames", ()):
+            groups[item.nodeid] = f"cases-{item.path.stem}"
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    path = os.environ.get(XDIST_GROUPS)
+    if path and os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
+        Path(f"{path}.new").write_text(json.dumps(groups))
+        os.replace(f"{path}.new", path)
+
+    def on_nodes(item) -> bool:
+        return "search_nodes" in getattr(item, "fixturenames", ())
+
+    items[:] = [item for item in items if not on_nodes(item)] + [item for item in items if on_nodes(item)]
+
+
 def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str | None = None) -> None:
     """The role stopped at the shared platform check with its one message, naming the role and
     the platform, and (when given) the task that makes its first change never ran."""
@@ -109,8 +288,8 @@ def assert_platform_refused(res: Run, role: str, facts: dict, first_change: str 
 def checks_play(role: str, entry_point: str = "main") -> str:
     """A play on localhost that checks the input as the role's entry point does, and stops there,
     before the role changes anything: the entry point's argument spec (the check ansible-core puts
-    first in the role) against the role's defaults and the extra vars, then the role's
-    tasks/validate.yml."""
+    first in the role) against the role's defaults and the extra vars (under playbook_cases, each
+    case's variables), then the role's tasks/validate.yml."""
     spec = ROOT / "roles" / role / "meta/argument_specs.yml"
     return f"""
 - hosts: localhost
@@ -144,11 +323,12 @@ def role_play(role: Path, family: str, tasks: str) -> str:
 
 
 def template_task(role: Path, out: Path, templates: dict[str, str], **item) -> str:
-    """Task YAML rendering the role's templates (path under templates/) into files of `out` (name).
+    """Task YAML rendering the role's templates (path under templates/) into files of `out` (name),
+    with the template action (wlcg_soc_render: ansible.builtin.template writing on the controller).
     Templates that read `item` (a loop's element in the role) get `item`'s keys too."""
     items = [{"src": src, "dest": dest, **item} for src, dest in templates.items()]
     return f"""
-    - ansible.builtin.template:
+    - wlcg_soc_render:
         src: "{role}/templates/{{{{ item.src }}}}"
         dest: "{out}/{{{{ item.dest }}}}"
         mode: "0644"
@@ -210,19 +390,38 @@ def dashboards_api():
 
 
 # Real Elasticsearch and OpenSearch nodes (tests/search/engine.py) for the search modules'
-# tests. Both start together the first time a test asks for either; under pytest-xdist the
+# tests. Both are launched together as soon as the collected tests include one that needs
+# them, and boot (about a minute of JVM start) while other tests run; under pytest-xdist the
 # workers of a run share them (SharedNodes), so they start once per run, and stop when the
-# last worker that used them is done.
+# last worker is done.
 SEARCH_FLAVOURS = ("elasticsearch", "opensearch")
+_search_nodes = None
+
+
+def _shared_search_nodes():
+    global _search_nodes
+    if _search_nodes is None:
+        from search.engine import SharedNodes
+
+        _search_nodes = SharedNodes(SEARCH_FLAVOURS, os.environ.get("PYTEST_XDIST_TESTRUNUID"))
+    return _search_nodes
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    if any("search_nodes" in getattr(item, "fixturenames", ()) for item in session.items):
+        _shared_search_nodes().prestart()
+
+
+def pytest_sessionfinish(session):
+    if _search_nodes is not None:
+        _search_nodes.release()
 
 
 @pytest.fixture(scope="session")
 def search_nodes():
-    from search.engine import SharedNodes
-
-    nodes = SharedNodes(SEARCH_FLAVOURS, os.environ.get("PYTEST_XDIST_TESTRUNUID"))
-    yield nodes
-    nodes.release()
+    return _shared_search_nodes()
 
 
 @pytest.fixture(params=SEARCH_FLAVOURS)

@@ -16,6 +16,7 @@ from conftest import (
     ALMA9,
     DEBIAN12,
     ROOT,
+    UNSUPPORTED,
     assert_platform_refused,
     checks_play,
     role_play,
@@ -51,106 +52,123 @@ VALIDATE = checks_play("elasticsearch")
 FIRST_CHANGE = "Install the packages the role needs"
 
 
+GOOD_INPUT = [
+    {"elasticsearch_engine": "opensearch", "elasticsearch_opensearch_admin_password": "a-long-admin-pw"},
+    {"elasticsearch_security": False, "elasticsearch_elastic_password": ""},
+    {
+        "elasticsearch_install_method": "archive",
+        "elasticsearch_version": "8.19.21",
+        "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21-linux-x86_64.tar.gz",
+        "elasticsearch_archive_checksum": "sha512:" + "ab" * 64,
+    },
+    {
+        "elasticsearch_install_method": "archive",
+        "elasticsearch_version": "8.19.21",
+        "elasticsearch_archive_src": "/srv/dist/elasticsearch-8.19.21.zip",
+    },
+    {"elasticsearch_install_method": "mirror", "elasticsearch_mirror_url": "https://mirror.example.org/es"},
+    {"elasticsearch_builtin_passwords": {"kibana_system": "kibana-system-pw"}},
+]
+GOOD_IDS = ["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"]
+BAD_INPUT = [
+    # The argument spec: choices, and the fields of the built-in passwords and index families.
+    ({"elasticsearch_engine": "solr"}, "value of elasticsearch_engine must be one of"),
+    ({"elasticsearch_install_method": "docker"}, "value of elasticsearch_install_method must be one of"),
+    (
+        {"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}},
+        "elasticsearch_builtin_passwords.root. Supported parameters include",
+    ),
+    (
+        {"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]},
+        "elasticsearch_index_families.ttl. Supported parameters include",
+    ),
+    # The checks.
+    ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
+    (
+        {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
+        "elasticsearch_archive_src",
+    ),
+    (
+        {
+            "elasticsearch_install_method": "archive",
+            "elasticsearch_version": "8.19.21",
+            "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21.tar.gz",
+        },
+        "elasticsearch_archive_checksum",
+    ),
+    (
+        {"elasticsearch_install_method": "archive", "elasticsearch_archive_src": "/srv/es.tar.gz"},
+        "elasticsearch_version",
+    ),
+    ({"elasticsearch_version": "latest"}, "elasticsearch_version"),
+    ({"elasticsearch_group": "nosuchgroup"}, "elasticsearch_group"),
+    ({"elasticsearch_node_roles": ["master", "coordinator"]}, "elasticsearch_node_roles"),
+    ({"elasticsearch_node_roles": "master"}, "elasticsearch_node_roles"),
+    # A lone coordinating-only node: the cluster has no master-eligible node.
+    ({"elasticsearch_node_roles": []}, "master-eligible"),
+    ({"elasticsearch_cluster_name": "my cluster"}, "elasticsearch_cluster_name"),
+    ({"elasticsearch_http_port": 9300}, "elasticsearch_http_port"),
+    ({"elasticsearch_network_host": ""}, "elasticsearch_network_host"),
+    ({"elasticsearch_data_path": "data"}, "elasticsearch_data_path"),
+    ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
+    ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
+    ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
+    # Text the argument spec would read as a mapping (key=value) is still refused.
+    ({"elasticsearch_extra_settings": "path.repo=/srv"}, "elasticsearch_extra_settings must be a mapping"),
+    ({"elasticsearch_elastic_password": ""}, "elasticsearch_elastic_password"),
+    ({"elasticsearch_elastic_password": "short"}, "elasticsearch_elastic_password"),
+    ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
+    ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
+    ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
+    ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
+]
+# In the batched runs below each case's host is the cluster: a group of its own.
+ALONE = dict(GOOD, elasticsearch_group="{{ inventory_hostname }}_only")
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    argument spec and the checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(
+            VALIDATE,
+            [(DEB, ALONE), (ALMA, ALONE)] + [(DEB, dict(ALONE, **extra)) for extra in GOOD_INPUT],
+        ),
+        APPLY: playbook_cases(
+            APPLY,
+            [(DEB, dict(ALONE, **extra)) for extra, _named in BAD_INPUT]
+            + [(dict(DEB, **platform), ALONE) for platform in UNSUPPORTED.values()],
+        ),
+    }
+
+
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
-def test_defaults_pass_checks(playbook, facts):
-    res = playbook(VALIDATE, facts, GOOD)
+def test_defaults_pass_checks(checks, facts):
+    res = checks[VALIDATE].get(facts, ALONE)
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"elasticsearch_engine": "opensearch", "elasticsearch_opensearch_admin_password": "a-long-admin-pw"},
-        {"elasticsearch_security": False, "elasticsearch_elastic_password": ""},
-        {
-            "elasticsearch_install_method": "archive",
-            "elasticsearch_version": "8.19.21",
-            "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21-linux-x86_64.tar.gz",
-            "elasticsearch_archive_checksum": "sha512:" + "ab" * 64,
-        },
-        {
-            "elasticsearch_install_method": "archive",
-            "elasticsearch_version": "8.19.21",
-            "elasticsearch_archive_src": "/srv/dist/elasticsearch-8.19.21.zip",
-        },
-        {"elasticsearch_install_method": "mirror", "elasticsearch_mirror_url": "https://mirror.example.org/es"},
-        {"elasticsearch_builtin_passwords": {"kibana_system": "kibana-system-pw"}},
-    ],
-    ids=["opensearch", "no-security", "archive-url", "archive-file", "mirror", "builtin"],
-)
-def test_good_input_passes_checks(playbook, extra):
-    res = playbook(VALIDATE, DEB, dict(GOOD, **extra))
+@pytest.mark.parametrize("extra", GOOD_INPUT, ids=GOOD_IDS)
+def test_good_input_passes_checks(checks, extra):
+    res = checks[VALIDATE].get(DEB, dict(ALONE, **extra))
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    ("extra", "named"),
-    [
-        # The argument spec: choices, and the fields of the built-in passwords and index families.
-        ({"elasticsearch_engine": "solr"}, "value of elasticsearch_engine must be one of"),
-        ({"elasticsearch_install_method": "docker"}, "value of elasticsearch_install_method must be one of"),
-        (
-            {"elasticsearch_builtin_passwords": {"root": "a-long-password-1"}},
-            "elasticsearch_builtin_passwords.root. Supported parameters include",
-        ),
-        (
-            {"elasticsearch_index_families": [{"name": "zeek", "ttl": 3}]},
-            "elasticsearch_index_families.ttl. Supported parameters include",
-        ),
-        # The checks.
-        ({"elasticsearch_install_method": "mirror"}, "elasticsearch_mirror_url"),
-        (
-            {"elasticsearch_install_method": "archive", "elasticsearch_version": "8.19.21"},
-            "elasticsearch_archive_src",
-        ),
-        (
-            {
-                "elasticsearch_install_method": "archive",
-                "elasticsearch_version": "8.19.21",
-                "elasticsearch_archive_src": "https://mirror.example.org/elasticsearch-8.19.21.tar.gz",
-            },
-            "elasticsearch_archive_checksum",
-        ),
-        (
-            {"elasticsearch_install_method": "archive", "elasticsearch_archive_src": "/srv/es.tar.gz"},
-            "elasticsearch_version",
-        ),
-        ({"elasticsearch_version": "latest"}, "elasticsearch_version"),
-        ({"elasticsearch_group": "nosuchgroup"}, "elasticsearch_group"),
-        ({"elasticsearch_node_roles": ["master", "coordinator"]}, "elasticsearch_node_roles"),
-        ({"elasticsearch_node_roles": "master"}, "elasticsearch_node_roles"),
-        # A lone coordinating-only node: the cluster has no master-eligible node.
-        ({"elasticsearch_node_roles": []}, "master-eligible"),
-        ({"elasticsearch_cluster_name": "my cluster"}, "elasticsearch_cluster_name"),
-        ({"elasticsearch_http_port": 9300}, "elasticsearch_http_port"),
-        ({"elasticsearch_network_host": ""}, "elasticsearch_network_host"),
-        ({"elasticsearch_data_path": "data"}, "elasticsearch_data_path"),
-        ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
-        ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
-        ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
-        # Text the argument spec would read as a mapping (key=value) is still refused.
-        ({"elasticsearch_extra_settings": "path.repo=/srv"}, "elasticsearch_extra_settings must be a mapping"),
-        ({"elasticsearch_elastic_password": ""}, "elasticsearch_elastic_password"),
-        ({"elasticsearch_elastic_password": "short"}, "elasticsearch_elastic_password"),
-        ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
-        ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
-        ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
-        ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
-    ],
-    ids=lambda v: v if isinstance(v, str) else None,
-)
-def test_bad_input_is_named(playbook, extra, named):
-    res = playbook(APPLY, DEB, dict(GOOD, **extra))
+@pytest.mark.parametrize(("extra", "named"), BAD_INPUT, ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_input_is_named(checks, extra, named):
+    res = checks[APPLY].get(DEB, dict(ALONE, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
     assert "a-long-elastic-password" not in res.out
+    assert "a-long-elastic-password" not in checks[APPLY].all_out
     assert FIRST_CHANGE not in res.out, res.out
 
 
 @unsupported_platforms
-def test_unsupported_family_fails_first(playbook, platform):
+def test_unsupported_family_fails_first(checks, platform):
     facts = dict(DEB, **platform)
-    assert_platform_refused(playbook(APPLY, facts, GOOD), "elasticsearch", facts, FIRST_CHANGE)
+    assert_platform_refused(checks[APPLY].get(facts, ALONE), "elasticsearch", facts, FIRST_CHANGE)
 
 
 def test_vars_per_family_have_the_same_keys():

@@ -17,6 +17,7 @@ from conftest import (
     ALMA9,
     DEBIAN12,
     ROOT,
+    UNSUPPORTED,
     assert_platform_refused,
     checks_play,
     role_play,
@@ -68,151 +69,176 @@ VALIDATE = checks_play("kibana")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
+OTHER_GOOD_INPUT = [
+    {
+        "kibana_install_method": "mirror",
+        "kibana_mirror_url": "https://mirror.example.org/elastic/8.x/apt",
+        "kibana_mirror_key_url": "https://mirror.example.org/elastic/GPG-KEY-elasticsearch",
+    },
+    {
+        "kibana_install_method": "archive",
+        "kibana_version": "8.15.3",
+        "kibana_archive_src": "https://mirror.example.org/kibana-8.15.3-linux-x86_64.tar.gz",
+        "kibana_archive_checksum": "sha512:" + "0" * 128,
+    },
+    {
+        "kibana_install_method": "archive",
+        "kibana_version": "8.15.3",
+        "kibana_archive_src": "/srv/dist/kibana-8.15.3-linux-x86_64.tar.gz",
+    },
+    {"kibana_tls_certificate": "/pki/k.crt", "kibana_tls_key": "/pki/k.key", "kibana_tls_ca": "/pki/ca.crt"},
+    {"kibana_dashboards_push": False, "kibana_api_password": ""},
+    {"kibana_extra_settings": {"logging.root.level": "warn", "xpack.fleet.agents.enabled": False}},
+    {"kibana_space": "security", "kibana_version": "8.15.3"},
+]
+OTHER_GOOD_IDS = [
+    "mirror",
+    "archive-url",
+    "archive-controller",
+    "site-certificate",
+    "no-push",
+    "extra-settings",
+    "space",
+]
+BAD_INPUT = [
+    (
+        KIBANA,
+        {"kibana_engine": "elastic"},
+        "value of kibana_engine must be one of: elasticsearch, opensearch, got: elastic",
+    ),
+    (KIBANA, {"kibana_install_method": "snap"}, "value of kibana_install_method must be one of"),
+    (KIBANA, {"kibana_service_token": ""}, "kibana_service_token must be set (from Ansible Vault)"),
+    (
+        KIBANA,
+        {"kibana_encrypted_saved_objects_key": "short"},
+        "kibana_encrypted_saved_objects_key must be set (from Ansible Vault) to a random string of at least 32"
+        " characters (it has 5)",
+    ),
+    (KIBANA, {"kibana_security_encryption_key": "x" * 31}, "kibana_security_encryption_key must be set"),
+    (KIBANA, {"kibana_reporting_encryption_key": ""}, "kibana_reporting_encryption_key must be set"),
+    (KIBANA, {"kibana_server_port": 70000}, "kibana_server_port (70000) must be a TCP port number"),
+    (KIBANA, {"kibana_elasticsearch_port": "es"}, "argument 'kibana_elasticsearch_port' is of type str"),
+    (
+        KIBANA,
+        {"kibana_public_base_url": "http://soc.example.org"},
+        'kibana_public_base_url ("http://soc.example.org") must be the https URL',
+    ),
+    (KIBANA, {"kibana_public_base_url": "https://soc.example.org/"}, "without a trailing slash"),
+    (
+        KIBANA,
+        {"kibana_tls_certificate": "/pki/k.crt"},
+        "kibana_tls_certificate, kibana_tls_key and kibana_tls_ca go together",
+    ),
+    (
+        KIBANA,
+        {"kibana_elasticsearch_hosts": []},
+        "the hosts of the inventory group kibana_elasticsearch_group (elasticsearch) are used, and it has no host(s)",
+    ),
+    (
+        KIBANA,
+        {"kibana_elasticsearch_hosts": ["http://es1.example.org:9200"]},
+        'kibana_elasticsearch_hosts (["http://es1.example.org:9200"]) must list the search cluster\'s https URLs',
+    ),
+    (KIBANA, {"kibana_elasticsearch_hosts": "https://es1:9200"}, 'kibana_elasticsearch_hosts ("https://es1:9200")'),
+    (KIBANA, {"kibana_install_method": "mirror"}, "kibana_install_method is mirror: set kibana_mirror_url"),
+    (
+        KIBANA,
+        {"kibana_install_method": "archive", "kibana_archive_src": "/srv/kibana.tar.gz"},
+        'kibana_version ("") must be a version such as 8.15.3',
+    ),
+    (
+        KIBANA,
+        {
+            "kibana_install_method": "archive",
+            "kibana_version": "8.15.3",
+            "kibana_archive_src": "https://example.org/kibana.tar.gz",
+        },
+        'with kibana_archive_checksum ("") as ALGORITHM:HEX',
+    ),
+    (KIBANA, {"kibana_version": "9.0.0"}, "of major version 8 (kibana_major_version)"),
+    (
+        KIBANA,
+        {"kibana_install_method": "mirror", "kibana_mirror_url": "ftp://x", "kibana_mirror_key_url": "ftp://x/k"},
+        'set kibana_mirror_url ("ftp://x") and',
+    ),
+    (
+        KIBANA,
+        {"kibana_extra_settings": {"server.port": 8443}},
+        "may not set what the role manages: server.host, server.port",
+    ),
+    (KIBANA, {"kibana_extra_settings": ["a"]}, "argument 'kibana_extra_settings' is of type list"),
+    (KIBANA, {"kibana_api_password": ""}, "kibana_dashboards_push is true: kibana_api_url"),
+    (KIBANA, {"kibana_api_url": "https://kibana:5601/"}, "an https URL without a"),
+    (KIBANA, {"kibana_dashboards_push": "maybe"}, "argument 'kibana_dashboards_push' is of type str"),
+    (KIBANA, {"kibana_space": "Security"}, 'kibana_space ("Security") must be empty (the default space)'),
+    (
+        KIBANA,
+        {"kibana_data_views": [{"title": "zeek-*"}]},
+        "missing required arguments: id found in kibana_data_views",
+    ),
+    (
+        KIBANA,
+        {"kibana_data_views": [{"id": "z", "title": "z-*", "index": "z"}]},
+        "kibana_data_views.index. Supported parameters include",
+    ),
+    (KIBANA, {"kibana_api_wait_retries": 0}, "kibana_api_wait_retries (0) must be a whole number of at least 1"),
+    (
+        DASHBOARDS_SITE,
+        {"kibana_opensearch_password": ""},
+        "and kibana_opensearch_password (from Ansible Vault) must be set",
+    ),
+    (DASHBOARDS_SITE, {"kibana_security_encryption_key": "short"}, "kibana_security_encryption_key must be set"),
+    (DASHBOARDS_SITE, {"kibana_space": "security"}, "OpenSearch Dashboards has no spaces"),
+    (
+        DASHBOARDS_SITE,
+        {"kibana_extra_settings": {"opensearch.password": "x"}},
+        "may not set what the role manages",
+    ),
+]
+NO_COOKIE_KEY = dict(DASHBOARDS_SITE, kibana_opensearch_security=False, kibana_security_encryption_key="")
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(
+            VALIDATE,
+            [(facts, site) for facts in (DEB, ALMA) for site in (KIBANA, DASHBOARDS_SITE)]
+            + [(DEB, dict(KIBANA, **extra)) for extra in OTHER_GOOD_INPUT]
+            + [(DEB, NO_COOKIE_KEY)],
+        ),
+        APPLY: playbook_cases(
+            APPLY,
+            [(dict(DEB, **platform), KIBANA) for platform in UNSUPPORTED.values()]
+            + [(DEB, dict(site, **extra)) for site, extra, _needle in BAD_INPUT],
+        ),
+    }
+
+
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
 @pytest.mark.parametrize("site", [KIBANA, DASHBOARDS_SITE], ids=["kibana", "dashboards"])
-def test_good_input_passes_checks(playbook, facts, site):
-    res = playbook(VALIDATE, facts, site)
+def test_good_input_passes_checks(checks, facts, site):
+    res = checks[VALIDATE].get(facts, site)
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {
-            "kibana_install_method": "mirror",
-            "kibana_mirror_url": "https://mirror.example.org/elastic/8.x/apt",
-            "kibana_mirror_key_url": "https://mirror.example.org/elastic/GPG-KEY-elasticsearch",
-        },
-        {
-            "kibana_install_method": "archive",
-            "kibana_version": "8.15.3",
-            "kibana_archive_src": "https://mirror.example.org/kibana-8.15.3-linux-x86_64.tar.gz",
-            "kibana_archive_checksum": "sha512:" + "0" * 128,
-        },
-        {
-            "kibana_install_method": "archive",
-            "kibana_version": "8.15.3",
-            "kibana_archive_src": "/srv/dist/kibana-8.15.3-linux-x86_64.tar.gz",
-        },
-        {"kibana_tls_certificate": "/pki/k.crt", "kibana_tls_key": "/pki/k.key", "kibana_tls_ca": "/pki/ca.crt"},
-        {"kibana_dashboards_push": False, "kibana_api_password": ""},
-        {"kibana_extra_settings": {"logging.root.level": "warn", "xpack.fleet.agents.enabled": False}},
-        {"kibana_space": "security", "kibana_version": "8.15.3"},
-    ],
-    ids=["mirror", "archive-url", "archive-controller", "site-certificate", "no-push", "extra-settings", "space"],
-)
-def test_other_good_input_passes_checks(playbook, extra):
-    res = playbook(VALIDATE, DEB, dict(KIBANA, **extra))
+@pytest.mark.parametrize("extra", OTHER_GOOD_INPUT, ids=OTHER_GOOD_IDS)
+def test_other_good_input_passes_checks(checks, extra):
+    res = checks[VALIDATE].get(DEB, dict(KIBANA, **extra))
     assert res.rc == 0, res.out
 
 
 @unsupported_platforms
-def test_unsupported_family_fails_first(playbook, platform):
+def test_unsupported_family_fails_first(checks, platform):
     facts = dict(DEB, **platform)
-    assert_platform_refused(playbook(APPLY, facts, KIBANA), "kibana", facts, FIRST_CHANGE)
+    assert_platform_refused(checks[APPLY].get(facts, KIBANA), "kibana", facts, FIRST_CHANGE)
 
 
-@pytest.mark.parametrize(
-    ("site", "extra", "needle"),
-    [
-        (
-            KIBANA,
-            {"kibana_engine": "elastic"},
-            "value of kibana_engine must be one of: elasticsearch, opensearch, got: elastic",
-        ),
-        (KIBANA, {"kibana_install_method": "snap"}, "value of kibana_install_method must be one of"),
-        (KIBANA, {"kibana_service_token": ""}, "kibana_service_token must be set (from Ansible Vault)"),
-        (
-            KIBANA,
-            {"kibana_encrypted_saved_objects_key": "short"},
-            "kibana_encrypted_saved_objects_key must be set (from Ansible Vault) to a random string of at least 32"
-            " characters (it has 5)",
-        ),
-        (KIBANA, {"kibana_security_encryption_key": "x" * 31}, "kibana_security_encryption_key must be set"),
-        (KIBANA, {"kibana_reporting_encryption_key": ""}, "kibana_reporting_encryption_key must be set"),
-        (KIBANA, {"kibana_server_port": 70000}, "kibana_server_port (70000) must be a TCP port number"),
-        (KIBANA, {"kibana_elasticsearch_port": "es"}, "argument 'kibana_elasticsearch_port' is of type str"),
-        (
-            KIBANA,
-            {"kibana_public_base_url": "http://soc.example.org"},
-            'kibana_public_base_url ("http://soc.example.org") must be the https URL',
-        ),
-        (KIBANA, {"kibana_public_base_url": "https://soc.example.org/"}, "without a trailing slash"),
-        (
-            KIBANA,
-            {"kibana_tls_certificate": "/pki/k.crt"},
-            "kibana_tls_certificate, kibana_tls_key and kibana_tls_ca go together",
-        ),
-        (
-            KIBANA,
-            {"kibana_elasticsearch_hosts": []},
-            "the hosts of the inventory group kibana_elasticsearch_group (elasticsearch) are used, and it has no"
-            " host(s)",
-        ),
-        (
-            KIBANA,
-            {"kibana_elasticsearch_hosts": ["http://es1.example.org:9200"]},
-            'kibana_elasticsearch_hosts (["http://es1.example.org:9200"]) must list the search cluster\'s https URLs',
-        ),
-        (KIBANA, {"kibana_elasticsearch_hosts": "https://es1:9200"}, 'kibana_elasticsearch_hosts ("https://es1:9200")'),
-        (KIBANA, {"kibana_install_method": "mirror"}, "kibana_install_method is mirror: set kibana_mirror_url"),
-        (
-            KIBANA,
-            {"kibana_install_method": "archive", "kibana_archive_src": "/srv/kibana.tar.gz"},
-            'kibana_version ("") must be a version such as 8.15.3',
-        ),
-        (
-            KIBANA,
-            {
-                "kibana_install_method": "archive",
-                "kibana_version": "8.15.3",
-                "kibana_archive_src": "https://example.org/kibana.tar.gz",
-            },
-            'with kibana_archive_checksum ("") as ALGORITHM:HEX',
-        ),
-        (KIBANA, {"kibana_version": "9.0.0"}, "of major version 8 (kibana_major_version)"),
-        (
-            KIBANA,
-            {"kibana_install_method": "mirror", "kibana_mirror_url": "ftp://x", "kibana_mirror_key_url": "ftp://x/k"},
-            'set kibana_mirror_url ("ftp://x") and',
-        ),
-        (
-            KIBANA,
-            {"kibana_extra_settings": {"server.port": 8443}},
-            "may not set what the role manages: server.host, server.port",
-        ),
-        (KIBANA, {"kibana_extra_settings": ["a"]}, "argument 'kibana_extra_settings' is of type list"),
-        (KIBANA, {"kibana_api_password": ""}, "kibana_dashboards_push is true: kibana_api_url"),
-        (KIBANA, {"kibana_api_url": "https://kibana:5601/"}, "an https URL without a"),
-        (KIBANA, {"kibana_dashboards_push": "maybe"}, "argument 'kibana_dashboards_push' is of type str"),
-        (KIBANA, {"kibana_space": "Security"}, 'kibana_space ("Security") must be empty (the default space)'),
-        (
-            KIBANA,
-            {"kibana_data_views": [{"title": "zeek-*"}]},
-            "missing required arguments: id found in kibana_data_views",
-        ),
-        (
-            KIBANA,
-            {"kibana_data_views": [{"id": "z", "title": "z-*", "index": "z"}]},
-            "kibana_data_views.index. Supported parameters include",
-        ),
-        (KIBANA, {"kibana_api_wait_retries": 0}, "kibana_api_wait_retries (0) must be a whole number of at least 1"),
-        (
-            DASHBOARDS_SITE,
-            {"kibana_opensearch_password": ""},
-            "and kibana_opensearch_password (from Ansible Vault) must be set",
-        ),
-        (DASHBOARDS_SITE, {"kibana_security_encryption_key": "short"}, "kibana_security_encryption_key must be set"),
-        (DASHBOARDS_SITE, {"kibana_space": "security"}, "OpenSearch Dashboards has no spaces"),
-        (
-            DASHBOARDS_SITE,
-            {"kibana_extra_settings": {"opensearch.password": "x"}},
-            "may not set what the role manages",
-        ),
-    ],
-)
-def test_bad_input_names_the_variable(playbook, site, extra, needle):
-    res = playbook(APPLY, DEB, dict(site, **extra))
+@pytest.mark.parametrize(("site", "extra", "needle"), BAD_INPUT)
+def test_bad_input_names_the_variable(checks, site, extra, needle):
+    res = checks[APPLY].get(DEB, dict(site, **extra))
     assert res.rc != 0, res.out
     assert needle in res.out.replace("\n", " ") or needle in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out
@@ -228,9 +254,8 @@ def test_secrets_stay_out_of_the_output(playbook):
     )
 
 
-def test_opensearch_without_security_needs_no_cookie_key(playbook):
-    extra = dict(DASHBOARDS_SITE, kibana_opensearch_security=False, kibana_security_encryption_key="")
-    res = playbook(VALIDATE, DEB, extra)
+def test_opensearch_without_security_needs_no_cookie_key(checks):
+    res = checks[VALIDATE].get(DEB, NO_COOKIE_KEY)
     assert res.rc == 0, res.out
 
 
@@ -267,7 +292,7 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict, es_g
         for host in es_group
     )
     probes = f"""
-    - ansible.builtin.copy:
+    - wlcg_soc_render:
         content: "{{{{ __probes | to_json }}}}"
         dest: "{tmp_path}/probes.json"
         mode: "0644"

@@ -16,6 +16,7 @@ from conftest import (
     ALMA9,
     DEBIAN12,
     ROOT,
+    UNSUPPORTED,
     assert_platform_refused,
     checks_play,
     role_play,
@@ -45,40 +46,52 @@ FIRST_CHANGE = "Install the packages"
 RECEIVER_FIRST_CHANGE = "Install SSH and Python"
 
 
+BAD_INPUT = [
+    ({"misp_sync_url": "misp.example.org"}, "misp_sync_url must be the MISP base URL"),
+    ({"misp_sync_key": ""}, "not empty and not a CHANGE-ME placeholder"),
+    ({"misp_sync_key": "CHANGE-ME-please"}, "not empty and not a CHANGE-ME placeholder"),
+    ({"misp_sync_interval_minutes": 0}, "misp_sync_interval_minutes (0)"),
+    ({"misp_sync_memcached_ttl": 60}, "misp_sync_memcached_ttl (60) longer than one interval"),
+    ({"misp_sync_publish_window": "a month"}, "misp_sync_publish_window (a month)"),
+    ({"misp_sync_memcached_servers": ["memcached01"]}, "misp_sync_memcached_servers entry memcached01"),
+    ({"misp_sync_sensors": ["nosuchsensor"]}, "misp_sync_sensors entry nosuchsensor is not a host"),
+]
+BAD_IDS = ["url", "empty-key", "placeholder-key", "interval", "ttl", "window", "memcached", "sensor"]
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in three ansible-playbook runs (one host per case): the
+    checks alone, the role, and its receiver entry point, which stop at their checks."""
+    unsupported = [(dict(DEBIAN12, **platform), GOOD) for platform in UNSUPPORTED.values()]
+    return {
+        VALIDATE: playbook_cases(VALIDATE, [(DEBIAN12, GOOD), (ALMA9, GOOD)]),
+        APPLY: playbook_cases(APPLY, unsupported + [(DEBIAN12, dict(GOOD, **extra)) for extra, _needle in BAD_INPUT]),
+        RECEIVER: playbook_cases(RECEIVER, unsupported),
+    }
+
+
 @pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])
-def test_good_input_passes_checks(playbook, facts):
-    res = playbook(VALIDATE, facts, GOOD)
+def test_good_input_passes_checks(checks, facts):
+    res = checks[VALIDATE].get(facts, GOOD)
     assert res.rc == 0, res.out
 
 
 @unsupported_platforms
-def test_unsupported_platform_fails_first(playbook, platform):
+def test_unsupported_platform_fails_first(checks, platform):
     facts = dict(DEBIAN12, **platform)
-    assert_platform_refused(playbook(APPLY, facts, GOOD), "misp_sync", facts, FIRST_CHANGE)
+    assert_platform_refused(checks[APPLY].get(facts, GOOD), "misp_sync", facts, FIRST_CHANGE)
 
 
 @unsupported_platforms
-def test_receiver_refuses_unsupported_platform_first(playbook, platform):
+def test_receiver_refuses_unsupported_platform_first(checks, platform):
     facts = dict(DEBIAN12, **platform)
-    assert_platform_refused(playbook(RECEIVER, facts, GOOD), "misp_sync", facts, RECEIVER_FIRST_CHANGE)
+    assert_platform_refused(checks[RECEIVER].get(facts, GOOD), "misp_sync", facts, RECEIVER_FIRST_CHANGE)
 
 
-@pytest.mark.parametrize(
-    ("extra", "needle"),
-    [
-        ({"misp_sync_url": "misp.example.org"}, "misp_sync_url must be the MISP base URL"),
-        ({"misp_sync_key": ""}, "not empty and not a CHANGE-ME placeholder"),
-        ({"misp_sync_key": "CHANGE-ME-please"}, "not empty and not a CHANGE-ME placeholder"),
-        ({"misp_sync_interval_minutes": 0}, "misp_sync_interval_minutes (0)"),
-        ({"misp_sync_memcached_ttl": 60}, "misp_sync_memcached_ttl (60) longer than one interval"),
-        ({"misp_sync_publish_window": "a month"}, "misp_sync_publish_window (a month)"),
-        ({"misp_sync_memcached_servers": ["memcached01"]}, "misp_sync_memcached_servers entry memcached01"),
-        ({"misp_sync_sensors": ["nosuchsensor"]}, "misp_sync_sensors entry nosuchsensor is not a host"),
-    ],
-    ids=["url", "empty-key", "placeholder-key", "interval", "ttl", "window", "memcached", "sensor"],
-)
-def test_bad_input_names_the_variable(playbook, extra, needle):
-    res = playbook(APPLY, DEBIAN12, dict(GOOD, **extra))
+@pytest.mark.parametrize(("extra", "needle"), BAD_INPUT, ids=BAD_IDS)
+def test_bad_input_names_the_variable(checks, extra, needle):
+    res = checks[APPLY].get(DEBIAN12, dict(GOOD, **extra))
     assert res.rc != 0, res.out
     assert needle in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out

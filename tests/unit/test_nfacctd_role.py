@@ -15,6 +15,7 @@ from conftest import (
     ALMA9,
     DEBIAN12,
     ROOT,
+    UNSUPPORTED,
     assert_platform_refused,
     checks_play,
     role_play,
@@ -49,176 +50,190 @@ DAEMON_TEMPLATES = {"pmacct.conf": ".conf", "collector.service": ".service"}
 OTHER_TEMPLATES = ["allowed-exporters.lst", "kafka.conf", "nfacctd-cleanup.service", "nfacctd-cleanup.timer"]
 
 
+GOOD_INPUT = [
+    {"nfacctd_listen_address": "198.51.100.7", "nfacctd_port": 9995},
+    {"nfacctd_listen_address": "[2001:DB8::10]", "nfacctd_allowed_exporters": ["2001:db8::/32"]},
+    {"nfacctd_listen_address": "127.0.0.1"},
+    {"nfacctd_listen_address": WILDCARD, "nfacctd_allow_wildcard": True},
+    {"nfacctd_listen_address": "::", "nfacctd_allow_wildcard": True, "nfacctd_allowed_exporters": ["192.0.2.1"]},
+    {"nfacctd_allowed_exporters": ["192.0.2.1", "198.51.100.0/24"], "nfacctd_firewall": "firewalld"},
+    {"nfacctd_sflow_enabled": True, "nfacctd_port": 6343, "nfacctd_sflow_port": 6344},
+    {"nfacctd_port": 6343},  # sFlow off: its port is free
+    {"nfacctd_rotate_minutes": 1440, "nfacctd_refresh_seconds": 3600, "nfacctd_retention_days": 90},
+    {"nfacctd_output_dir": "/srv/flows", "nfacctd_reader_group": "filebeat"},
+    {
+        "nfacctd_output": "kafka",
+        "nfacctd_kafka_brokers": ["kafka1.example.org:9093", "[2001:db8::20]:9093"],
+        "nfacctd_kafka_config": {"security.protocol": "ssl", "socket.keepalive.enable": True},
+    },
+    {
+        "nfacctd_extra_settings": {
+            "nfacctd_renormalize": True,
+            "aggregate_primitives[netflow]": "/etc/x.lst",
+            "print_cache_entries[netflow]": 259991,
+        }
+    },
+    {"nfacctd_sflow_extra_settings": {"sfacctd_renormalize": True}},
+]
+GOOD_IDS = [
+    "other-address",
+    "ipv6",
+    "loopback",
+    "wildcard-opt-in",
+    "ipv6-wildcard",
+    "exporters",
+    "sflow",
+    "netflow-on-6343",
+    "daily",
+    "dir-and-group",
+    "kafka",
+    "extra",
+    "sflow-extra",
+]
+BAD_INPUT = [
+    # Ports: the argument spec refuses what is not a number, the checks the rest.
+    ({"nfacctd_port": "netflow"}, "nfacctd_port"),
+    ({"nfacctd_port": "20 55"}, "nfacctd_port"),
+    ({"nfacctd_port": 70000}, "nfacctd_port (70000) must be a UDP port number"),
+    ({"nfacctd_port": 0}, "nfacctd_port (0) must be a UDP port number"),
+    ({"nfacctd_sflow_port": "sflow"}, "nfacctd_sflow_port"),
+    ({"nfacctd_sflow_port": 65536}, "nfacctd_sflow_port (65536) must be a UDP port number"),
+    (
+        {"nfacctd_sflow_enabled": True, "nfacctd_sflow_port": 2055},
+        "nfacctd_port and nfacctd_sflow_port are both 2055",
+    ),
+    # The listen address.
+    ({"nfacctd_listen_address": WILDCARD}, "nfacctd_listen_address is 0.0.0.0, every address"),
+    ({"nfacctd_listen_address": "[::]"}, "nfacctd_listen_address is ::, every address"),
+    ({"nfacctd_listen_address": ""}, 'nfacctd_listen_address ("") must be one address'),
+    ({"nfacctd_listen_address": "flows.example.org"}, "nfacctd_listen_address 'flows.example.org' is not an"),
+    ({"nfacctd_listen_address": "192.0.2.300"}, "nfacctd_listen_address '192.0.2.300' is not an IPv4"),
+    ({"nfacctd_listen_address": "192.0.2.10,198.51.100.7"}, "nfacctd_listen_address '192.0.2.10,198.51"),
+    ({"nfacctd_listen_address": "203.0.113.5"}, "nfacctd_listen_address 203.0.113.5 is not an address of"),
+    ({"nfacctd_allow_wildcard": "perhaps"}, "nfacctd_allow_wildcard"),
+    # Exporters.
+    ({"nfacctd_allowed_exporters": ["router.example.org"]}, "entry 'router.example.org' is not an IPv4"),
+    ({"nfacctd_allowed_exporters": ["192.0.2.0/33"]}, "entry '192.0.2.0/33' is not an IPv4"),
+    ({"nfacctd_allowed_exporters": ["2001:db8::/129"]}, "entry '2001:db8::/129' is not an IPv4"),
+    ({"nfacctd_allowed_exporters": ["192.0.2.1; rm -rf /"]}, "entry '192.0.2.1; rm -rf /' is not"),
+    ({"nfacctd_allowed_exporters": ["2001:db8::1"]}, "entry '2001:db8::1' is IPv6, but nfacctd_listen_address"),
+    ({"nfacctd_allowed_exporters": {"a": 1}}, "nfacctd_allowed_exporters"),
+    # Output.
+    ({"nfacctd_output": "syslog"}, "nfacctd_output"),
+    ({"nfacctd_output_dir": "/var/lib"}, "nfacctd_output_dir (/var/lib) must be an absolute path"),
+    ({"nfacctd_output_dir": "/"}, "nfacctd_output_dir (/) must be"),
+    ({"nfacctd_output_dir": "flows"}, "must be an absolute path"),
+    ({"nfacctd_output_dir": "/srv/flows/"}, "nfacctd_output_dir (/srv/flows/) must be"),
+    ({"nfacctd_output_dir": "/srv/../etc"}, "nfacctd_output_dir (/srv/../etc) must be"),
+    ({"nfacctd_output_dir": "/srv/my flows"}, "nfacctd_output_dir (/srv/my flows) must be"),
+    ({"nfacctd_rotate_minutes": 7}, "nfacctd_rotate_minutes (7) must be a number of minutes that divides a day"),
+    ({"nfacctd_rotate_minutes": 2880}, "nfacctd_rotate_minutes (2880)"),
+    ({"nfacctd_rotate_minutes": "hourly"}, "nfacctd_rotate_minutes"),
+    ({"nfacctd_refresh_seconds": 1}, "nfacctd_refresh_seconds (1) must be a number of seconds from 5"),
+    (
+        {"nfacctd_rotate_minutes": 5, "nfacctd_refresh_seconds": 600},
+        "nfacctd_refresh_seconds (600) must be a number of seconds from 5 to 3600, and at most one file",
+    ),
+    ({"nfacctd_retention_days": 0}, "nfacctd_retention_days (0) must be a number of days from 1"),
+    ({"nfacctd_retention_days": "a week"}, "nfacctd_retention_days"),
+    ({"nfacctd_reader_group": "Filebeat Readers"}, "nfacctd_reader_group (Filebeat Readers) must"),
+    ({"nfacctd_reader_group": "root"}, "nfacctd_reader_group (root) must"),
+    ({"nfacctd_user": "root"}, "nfacctd_user (root) and"),
+    ({"nfacctd_user": "pm acct"}, "nfacctd_user (pm acct) and"),
+    # Records.
+    ({"nfacctd_aggregate": []}, "nfacctd_aggregate ([]) must be a non-empty list"),
+    ({"nfacctd_aggregate": ["src_host", "dst host"]}, "nfacctd_aggregate ("),
+    ({"nfacctd_sflow_aggregate": ["src_host", "DST_HOST"]}, "nfacctd_sflow_aggregate ("),
+    ({"nfacctd_extra_settings": {"daemonize": True}}, "nfacctd_extra_settings key 'daemonize' is a setting"),
+    ({"nfacctd_extra_settings": {"nfacctd_ip": WILDCARD}}, "key 'nfacctd_ip' is a setting the role manages"),
+    ({"nfacctd_extra_settings": {"print_refresh_time[netflow]": 5}}, "key 'print_refresh_time[netflow]' is"),
+    ({"nfacctd_extra_settings": {"kafka_topic": "x"}}, "key 'kafka_topic' is a setting"),
+    ({"nfacctd_extra_settings": {"kafka_broker_host": "x"}}, "key 'kafka_broker_host' is a setting"),
+    ({"nfacctd_extra_settings": {"print_output_file": "/srv/x.json"}}, "key 'print_output_file' is a setting"),
+    ({"nfacctd_extra_settings": {"plugins": "memory"}}, "key 'plugins' is a setting"),
+    ({"nfacctd_sflow_extra_settings": {"sfacctd_port": 1}}, "nfacctd_sflow_extra_settings key 'sfacctd_port'"),
+    ({"nfacctd_extra_settings": {"Debug": True}}, "nfacctd_extra_settings must map pmacct settings"),
+    (
+        {"nfacctd_extra_settings": {"nfacctd_renormalize": "true\ndaemonize: true"}},
+        "nfacctd_extra_settings must map pmacct settings",
+    ),
+    ({"nfacctd_extra_settings": {"networks_file": ["a", "b"]}}, "nfacctd_extra_settings must map"),
+    ({"nfacctd_extra_settings": ["nfacctd_renormalize"]}, "nfacctd_extra_settings"),
+    # Kafka.
+    ({"nfacctd_output": "kafka"}, "nfacctd_kafka_brokers ([]) must list the Kafka brokers as host:port"),
+    ({"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["kafka1"]}, "nfacctd_kafka_brokers ("),
+    (
+        {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["ssl://kafka1:9093"]},
+        "nfacctd_kafka_brokers (",
+    ),
+    (
+        {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["k:9092"], "nfacctd_kafka_topic": "soc flows"},
+        "nfacctd_kafka_topic (soc flows) must be a Kafka topic name",
+    ),
+    (
+        {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["k:9092"], "nfacctd_sflow_kafka_topic": "a/b"},
+        "nfacctd_sflow_kafka_topic (a/b) must be a Kafka topic name",
+    ),
+    (
+        {
+            "nfacctd_output": "kafka",
+            "nfacctd_kafka_brokers": ["k:9092"],
+            "nfacctd_kafka_config": {"ssl.ca.location": "/a\nglobal, x, y"},
+        },
+        "nfacctd_kafka_config must map librdkafka settings",
+    ),
+    # Firewall, EPEL.
+    ({"nfacctd_firewall": "iptables"}, "nfacctd_firewall"),
+    ({"nfacctd_firewall": "firewalld", "nfacctd_firewalld_zone": "dmz; drop"}, "nfacctd_firewalld_zone (dmz;"),
+    ({"nfacctd_epel_manage": "perhaps"}, "nfacctd_epel_manage"),
+    ({"nfacctd_sflow_enabled": "perhaps"}, "nfacctd_sflow_enabled"),
+]
+NO_ROUTE = dict(DEB, default_ipv4={})
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(VALIDATE, [(DEB, None), (ALMA, None)] + [(DEB, extra) for extra in GOOD_INPUT]),
+        APPLY: playbook_cases(
+            APPLY,
+            [(dict(DEB, **platform), None) for platform in UNSUPPORTED.values()]
+            + [(DEB, extra) for extra, _needle in BAD_INPUT]
+            + [(NO_ROUTE, None)],
+        ),
+    }
+
+
 @pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
-def test_defaults_pass_checks(playbook, facts):
-    res = playbook(VALIDATE, facts)
+def test_defaults_pass_checks(checks, facts):
+    res = checks[VALIDATE].get(facts)
     assert res.rc == 0, res.out
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {"nfacctd_listen_address": "198.51.100.7", "nfacctd_port": 9995},
-        {"nfacctd_listen_address": "[2001:DB8::10]", "nfacctd_allowed_exporters": ["2001:db8::/32"]},
-        {"nfacctd_listen_address": "127.0.0.1"},
-        {"nfacctd_listen_address": WILDCARD, "nfacctd_allow_wildcard": True},
-        {"nfacctd_listen_address": "::", "nfacctd_allow_wildcard": True, "nfacctd_allowed_exporters": ["192.0.2.1"]},
-        {"nfacctd_allowed_exporters": ["192.0.2.1", "198.51.100.0/24"], "nfacctd_firewall": "firewalld"},
-        {"nfacctd_sflow_enabled": True, "nfacctd_port": 6343, "nfacctd_sflow_port": 6344},
-        {"nfacctd_port": 6343},  # sFlow off: its port is free
-        {"nfacctd_rotate_minutes": 1440, "nfacctd_refresh_seconds": 3600, "nfacctd_retention_days": 90},
-        {"nfacctd_output_dir": "/srv/flows", "nfacctd_reader_group": "filebeat"},
-        {
-            "nfacctd_output": "kafka",
-            "nfacctd_kafka_brokers": ["kafka1.example.org:9093", "[2001:db8::20]:9093"],
-            "nfacctd_kafka_config": {"security.protocol": "ssl", "socket.keepalive.enable": True},
-        },
-        {
-            "nfacctd_extra_settings": {
-                "nfacctd_renormalize": True,
-                "aggregate_primitives[netflow]": "/etc/x.lst",
-                "print_cache_entries[netflow]": 259991,
-            }
-        },
-        {"nfacctd_sflow_extra_settings": {"sfacctd_renormalize": True}},
-    ],
-    ids=[
-        "other-address",
-        "ipv6",
-        "loopback",
-        "wildcard-opt-in",
-        "ipv6-wildcard",
-        "exporters",
-        "sflow",
-        "netflow-on-6343",
-        "daily",
-        "dir-and-group",
-        "kafka",
-        "extra",
-        "sflow-extra",
-    ],
-)
-def test_good_input_passes_checks(playbook, extra):
-    res = playbook(VALIDATE, DEB, extra)
+@pytest.mark.parametrize("extra", GOOD_INPUT, ids=GOOD_IDS)
+def test_good_input_passes_checks(checks, extra):
+    res = checks[VALIDATE].get(DEB, extra)
     assert res.rc == 0, res.out
 
 
 @unsupported_platforms
-def test_unsupported_family_fails_first(playbook, platform):
+def test_unsupported_family_fails_first(checks, platform):
     facts = dict(DEB, **platform)
-    assert_platform_refused(playbook(APPLY, facts), "nfacctd", facts, FIRST_CHANGE)
+    assert_platform_refused(checks[APPLY].get(facts), "nfacctd", facts, FIRST_CHANGE)
 
 
-@pytest.mark.parametrize(
-    ("extra", "needle"),
-    [
-        # Ports: the argument spec refuses what is not a number, the checks the rest.
-        ({"nfacctd_port": "netflow"}, "nfacctd_port"),
-        ({"nfacctd_port": "20 55"}, "nfacctd_port"),
-        ({"nfacctd_port": 70000}, "nfacctd_port (70000) must be a UDP port number"),
-        ({"nfacctd_port": 0}, "nfacctd_port (0) must be a UDP port number"),
-        ({"nfacctd_sflow_port": "sflow"}, "nfacctd_sflow_port"),
-        ({"nfacctd_sflow_port": 65536}, "nfacctd_sflow_port (65536) must be a UDP port number"),
-        (
-            {"nfacctd_sflow_enabled": True, "nfacctd_sflow_port": 2055},
-            "nfacctd_port and nfacctd_sflow_port are both 2055",
-        ),
-        # The listen address.
-        ({"nfacctd_listen_address": WILDCARD}, "nfacctd_listen_address is 0.0.0.0, every address"),
-        ({"nfacctd_listen_address": "[::]"}, "nfacctd_listen_address is ::, every address"),
-        ({"nfacctd_listen_address": ""}, 'nfacctd_listen_address ("") must be one address'),
-        ({"nfacctd_listen_address": "flows.example.org"}, "nfacctd_listen_address 'flows.example.org' is not an"),
-        ({"nfacctd_listen_address": "192.0.2.300"}, "nfacctd_listen_address '192.0.2.300' is not an IPv4"),
-        ({"nfacctd_listen_address": "192.0.2.10,198.51.100.7"}, "nfacctd_listen_address '192.0.2.10,198.51"),
-        ({"nfacctd_listen_address": "203.0.113.5"}, "nfacctd_listen_address 203.0.113.5 is not an address of"),
-        ({"nfacctd_allow_wildcard": "perhaps"}, "nfacctd_allow_wildcard"),
-        # Exporters.
-        ({"nfacctd_allowed_exporters": ["router.example.org"]}, "entry 'router.example.org' is not an IPv4"),
-        ({"nfacctd_allowed_exporters": ["192.0.2.0/33"]}, "entry '192.0.2.0/33' is not an IPv4"),
-        ({"nfacctd_allowed_exporters": ["2001:db8::/129"]}, "entry '2001:db8::/129' is not an IPv4"),
-        ({"nfacctd_allowed_exporters": ["192.0.2.1; rm -rf /"]}, "entry '192.0.2.1; rm -rf /' is not"),
-        ({"nfacctd_allowed_exporters": ["2001:db8::1"]}, "entry '2001:db8::1' is IPv6, but nfacctd_listen_address"),
-        ({"nfacctd_allowed_exporters": {"a": 1}}, "nfacctd_allowed_exporters"),
-        # Output.
-        ({"nfacctd_output": "syslog"}, "nfacctd_output"),
-        ({"nfacctd_output_dir": "/var/lib"}, "nfacctd_output_dir (/var/lib) must be an absolute path"),
-        ({"nfacctd_output_dir": "/"}, "nfacctd_output_dir (/) must be"),
-        ({"nfacctd_output_dir": "flows"}, "must be an absolute path"),
-        ({"nfacctd_output_dir": "/srv/flows/"}, "nfacctd_output_dir (/srv/flows/) must be"),
-        ({"nfacctd_output_dir": "/srv/../etc"}, "nfacctd_output_dir (/srv/../etc) must be"),
-        ({"nfacctd_output_dir": "/srv/my flows"}, "nfacctd_output_dir (/srv/my flows) must be"),
-        ({"nfacctd_rotate_minutes": 7}, "nfacctd_rotate_minutes (7) must be a number of minutes that divides a day"),
-        ({"nfacctd_rotate_minutes": 2880}, "nfacctd_rotate_minutes (2880)"),
-        ({"nfacctd_rotate_minutes": "hourly"}, "nfacctd_rotate_minutes"),
-        ({"nfacctd_refresh_seconds": 1}, "nfacctd_refresh_seconds (1) must be a number of seconds from 5"),
-        (
-            {"nfacctd_rotate_minutes": 5, "nfacctd_refresh_seconds": 600},
-            "nfacctd_refresh_seconds (600) must be a number of seconds from 5 to 3600, and at most one file",
-        ),
-        ({"nfacctd_retention_days": 0}, "nfacctd_retention_days (0) must be a number of days from 1"),
-        ({"nfacctd_retention_days": "a week"}, "nfacctd_retention_days"),
-        ({"nfacctd_reader_group": "Filebeat Readers"}, "nfacctd_reader_group (Filebeat Readers) must"),
-        ({"nfacctd_reader_group": "root"}, "nfacctd_reader_group (root) must"),
-        ({"nfacctd_user": "root"}, "nfacctd_user (root) and"),
-        ({"nfacctd_user": "pm acct"}, "nfacctd_user (pm acct) and"),
-        # Records.
-        ({"nfacctd_aggregate": []}, "nfacctd_aggregate ([]) must be a non-empty list"),
-        ({"nfacctd_aggregate": ["src_host", "dst host"]}, "nfacctd_aggregate ("),
-        ({"nfacctd_sflow_aggregate": ["src_host", "DST_HOST"]}, "nfacctd_sflow_aggregate ("),
-        ({"nfacctd_extra_settings": {"daemonize": True}}, "nfacctd_extra_settings key 'daemonize' is a setting"),
-        ({"nfacctd_extra_settings": {"nfacctd_ip": WILDCARD}}, "key 'nfacctd_ip' is a setting the role manages"),
-        ({"nfacctd_extra_settings": {"print_refresh_time[netflow]": 5}}, "key 'print_refresh_time[netflow]' is"),
-        ({"nfacctd_extra_settings": {"kafka_topic": "x"}}, "key 'kafka_topic' is a setting"),
-        ({"nfacctd_extra_settings": {"kafka_broker_host": "x"}}, "key 'kafka_broker_host' is a setting"),
-        ({"nfacctd_extra_settings": {"print_output_file": "/srv/x.json"}}, "key 'print_output_file' is a setting"),
-        ({"nfacctd_extra_settings": {"plugins": "memory"}}, "key 'plugins' is a setting"),
-        ({"nfacctd_sflow_extra_settings": {"sfacctd_port": 1}}, "nfacctd_sflow_extra_settings key 'sfacctd_port'"),
-        ({"nfacctd_extra_settings": {"Debug": True}}, "nfacctd_extra_settings must map pmacct settings"),
-        (
-            {"nfacctd_extra_settings": {"nfacctd_renormalize": "true\ndaemonize: true"}},
-            "nfacctd_extra_settings must map pmacct settings",
-        ),
-        ({"nfacctd_extra_settings": {"networks_file": ["a", "b"]}}, "nfacctd_extra_settings must map"),
-        ({"nfacctd_extra_settings": ["nfacctd_renormalize"]}, "nfacctd_extra_settings"),
-        # Kafka.
-        ({"nfacctd_output": "kafka"}, "nfacctd_kafka_brokers ([]) must list the Kafka brokers as host:port"),
-        ({"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["kafka1"]}, "nfacctd_kafka_brokers ("),
-        (
-            {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["ssl://kafka1:9093"]},
-            "nfacctd_kafka_brokers (",
-        ),
-        (
-            {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["k:9092"], "nfacctd_kafka_topic": "soc flows"},
-            "nfacctd_kafka_topic (soc flows) must be a Kafka topic name",
-        ),
-        (
-            {"nfacctd_output": "kafka", "nfacctd_kafka_brokers": ["k:9092"], "nfacctd_sflow_kafka_topic": "a/b"},
-            "nfacctd_sflow_kafka_topic (a/b) must be a Kafka topic name",
-        ),
-        (
-            {
-                "nfacctd_output": "kafka",
-                "nfacctd_kafka_brokers": ["k:9092"],
-                "nfacctd_kafka_config": {"ssl.ca.location": "/a\nglobal, x, y"},
-            },
-            "nfacctd_kafka_config must map librdkafka settings",
-        ),
-        # Firewall, EPEL.
-        ({"nfacctd_firewall": "iptables"}, "nfacctd_firewall"),
-        ({"nfacctd_firewall": "firewalld", "nfacctd_firewalld_zone": "dmz; drop"}, "nfacctd_firewalld_zone (dmz;"),
-        ({"nfacctd_epel_manage": "perhaps"}, "nfacctd_epel_manage"),
-        ({"nfacctd_sflow_enabled": "perhaps"}, "nfacctd_sflow_enabled"),
-    ],
-)
-def test_bad_input_names_the_variable(playbook, extra, needle):
-    res = playbook(APPLY, DEB, extra)
+@pytest.mark.parametrize(("extra", "needle"), BAD_INPUT)
+def test_bad_input_names_the_variable(checks, extra, needle):
+    res = checks[APPLY].get(DEB, extra)
     assert res.rc != 0, res.out
     assert needle in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out
 
 
-def test_no_default_route_needs_an_address(playbook):
-    res = playbook(APPLY, dict(DEB, default_ipv4={}))
+def test_no_default_route_needs_an_address(checks):
+    res = checks[APPLY].get(NO_ROUTE)
     assert res.rc != 0, res.out
     assert "Its default, the default IPv4 address, is unknown on this host" in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out
@@ -233,7 +248,7 @@ def test_family_vars_define_the_same_keys():
 def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict[str, str]:
     """Render the role's templates with a family's settings; return them by file name."""
     daemon_task = """
-    - ansible.builtin.template:
+    - wlcg_soc_render:
         src: "{role}/templates/{src}.j2"
         dest: "{tmp}/{{{{ item.name }}}}{suffix}"
         mode: "0644"
@@ -244,7 +259,7 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> d
     )
     others = template_task(ROLE, tmp_path, {f"{t}.j2": t for t in OTHER_TEMPLATES})
     packages = f"""
-    - ansible.builtin.copy:
+    - wlcg_soc_render:
         content: "{{{{ __nfacctd_packages | to_json }}}} {{{{ __nfacctd_epel_release }}}}"
         dest: "{tmp_path}/packages"
         mode: "0644"

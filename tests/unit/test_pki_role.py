@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ALMA9, DEBIAN12, assert_platform_refused, checks_play, unsupported_platforms
+from conftest import ALMA9, DEBIAN12, UNSUPPORTED, assert_platform_refused, checks_play, unsupported_platforms
 
 APPLY = """
 - hosts: localhost
@@ -24,60 +24,74 @@ FIRST_CHANGE = "Create the CA directory on the controller"
 GOOD = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
 
 
+BAD_INPUT = [
+    ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
+    ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
+    ({"pki_dir": "pki"}, "pki_dir"),
+    # The argument spec: the certificates' fields.
+    (
+        {"pki_certificates": [{"name": "node", "dest": "/etc/x"}]},
+        "missing required arguments: common_name found in pki_certificates",
+    ),
+    ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
+    (
+        {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
+        "pki_certificates[0]",
+    ),
+    (
+        {
+            "pki_certificates": [
+                {"name": "node", "dest": "/etc/x", "common_name": "x"},
+                {"name": "node", "dest": "/etc/x", "common_name": "y"},
+            ]
+        },
+        "same dest and name",
+    ),
+]
+BAD_IDS = ["empty-passphrase", "short-passphrase", "relative-dir", "no-cn", "named-ca", "bad-ip", "duplicate"]
+CERTS = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "ips": ["192.0.2.1", "2001:db8::1"]}]
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    argument spec and the checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(
+            VALIDATE, [(DEBIAN12, GOOD), (ALMA9, GOOD), (DEBIAN12, dict(GOOD, pki_certificates=CERTS))]
+        ),
+        APPLY: playbook_cases(
+            APPLY,
+            [(dict(DEBIAN12, **platform), GOOD) for platform in UNSUPPORTED.values()]
+            + [(DEBIAN12, dict(GOOD, **extra)) for extra, _named in BAD_INPUT],
+        ),
+    }
+
+
 @pytest.mark.parametrize("facts", [DEBIAN12, ALMA9], ids=["debian12", "alma9"])
-def test_defaults_pass_checks(playbook, facts):
-    res = playbook(VALIDATE, facts, GOOD)
+def test_defaults_pass_checks(checks, facts):
+    res = checks[VALIDATE].get(facts, GOOD)
     assert res.rc == 0, res.out
 
 
 @unsupported_platforms
-def test_unsupported_platform_fails_first(playbook, platform):
+def test_unsupported_platform_fails_first(checks, platform):
     facts = dict(DEBIAN12, **platform)
-    assert_platform_refused(playbook(APPLY, facts, GOOD), "pki", facts, FIRST_CHANGE)
+    assert_platform_refused(checks[APPLY].get(facts, GOOD), "pki", facts, FIRST_CHANGE)
 
 
-@pytest.mark.parametrize(
-    ("extra", "named"),
-    [
-        ({"pki_ca_passphrase": ""}, "pki_ca_passphrase"),
-        ({"pki_ca_passphrase": "short"}, "pki_ca_passphrase"),
-        ({"pki_dir": "pki"}, "pki_dir"),
-        # The argument spec: the certificates' fields.
-        (
-            {"pki_certificates": [{"name": "node", "dest": "/etc/x"}]},
-            "missing required arguments: common_name found in pki_certificates",
-        ),
-        ({"pki_certificates": [{"name": "ca", "dest": "/etc/x", "common_name": "x"}]}, "pki_certificates[0]"),
-        (
-            {"pki_certificates": [{"name": "node", "dest": "/etc/x", "common_name": "x", "ips": ["es01"]}]},
-            "pki_certificates[0]",
-        ),
-        (
-            {
-                "pki_certificates": [
-                    {"name": "node", "dest": "/etc/x", "common_name": "x"},
-                    {"name": "node", "dest": "/etc/x", "common_name": "y"},
-                ]
-            },
-            "same dest and name",
-        ),
-    ],
-    ids=["empty-passphrase", "short-passphrase", "relative-dir", "no-cn", "named-ca", "bad-ip", "duplicate"],
-)
-def test_bad_input_is_named(playbook, extra, named):
+@pytest.mark.parametrize(("extra", "named"), BAD_INPUT, ids=BAD_IDS)
+def test_bad_input_is_named(checks, extra, named):
     good = {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki"}
-    res = playbook(APPLY, DEBIAN12, dict(good, **extra))
+    res = checks[APPLY].get(DEBIAN12, dict(good, **extra))
     assert res.rc != 0, res.out
     assert named in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out
 
 
-def test_good_input_passes(playbook):
-    certs = [{"name": "node", "dest": "/etc/x", "common_name": "x", "dns": ["a"], "ips": ["192.0.2.1", "2001:db8::1"]}]
-    res = playbook(
-        VALIDATE,
-        DEBIAN12,
-        {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki", "pki_certificates": certs},
+def test_good_input_passes(checks):
+    res = checks[VALIDATE].get(
+        DEBIAN12, {"pki_ca_passphrase": "a-long-ca-passphrase-0123", "pki_dir": "/srv/pki", "pki_certificates": CERTS}
     )
     assert res.rc == 0, res.out
 

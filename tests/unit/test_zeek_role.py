@@ -16,6 +16,7 @@ from conftest import (
     ALMA9,
     DEBIAN12,
     ROOT,
+    UNSUPPORTED,
     assert_platform_refused,
     checks_play,
     role_play,
@@ -48,55 +49,69 @@ VALIDATE = checks_play("zeek")
 FIRST_CHANGE = "Install the tools the role uses"
 
 
-@pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
-def test_good_input_passes_checks(playbook, facts):
-    res = playbook(VALIDATE, facts, GOOD)
-    assert res.rc == 0, res.out
-
-
-@unsupported_platforms
-def test_unsupported_family_fails_first(playbook, platform):
-    facts = dict(DEB, **platform)
-    assert_platform_refused(playbook(APPLY, facts, GOOD), "zeek", facts, FIRST_CHANGE)
-
-
 def interfaces(*items):
     return {"zeek_capture_interfaces": list(items)}
 
 
-@pytest.mark.parametrize(
-    ("extra", "needle"),
-    [
-        ({"zeek_capture_interfaces": []}, "zeek_capture_interfaces must be a non-empty list"),
-        ({"zeek_capture_interfaces": "ens1f0"}, "zeek_capture_interfaces"),
-        (interfaces({"name": "ens9f0"}), "interface 'ens9f0' does not exist on this host"),
-        (interfaces({"name": "eno1"}), "'eno1' carries the default route"),
-        (interfaces({"name": "ens1f0", "buffer_size": "lots"}), "buffer_size"),
-        (interfaces({"name": "ens1f0", "lb_procs": "many"}), "lb_procs"),
-        (interfaces({"name": "ens1f0", "ring_size": "huge"}), "zeek_capture_interfaces[0]"),
-        (interfaces({"name": "ens1f0", "pin_cpus": "1,2"}), "pin_cpus"),
-        (interfaces({"name": "ens1f0", "speed": 10}), "zeek_capture_interfaces.speed. Supported parameters include"),
-        (interfaces({"name": "ens1f0"}, {"name": "ens1f0"}), "zeek_capture_interfaces lists an interface twice"),
-        (dict(GOOD, zeek_install_method="source"), "zeek_install_method"),
-        (dict(GOOD, zeek_install_method="mirror"), "'mirror' needs zeek_mirror_url"),
-        (dict(GOOD, zeek_install_method="package", zeek_package_file="zeek.rpm"), "needs zeek_package_file"),
-        (dict(GOOD, zeek_reserved_cores=-1), "zeek_reserved_cores"),
-        (dict(GOOD, zeek_fanout_id_base=70000), "zeek_fanout_id_base must be a whole number"),
-        (dict(GOOD, zeek_af_packet_buffer_size=4096), "zeek_af_packet_buffer_size must be a whole number >= 1048576"),
-        (
-            dict(GOOD, zeek_intel_refresh_minutes=30, zeek_intel_expire_minutes=20),
-            "zeek_intel_expire_minutes (20) must be longer than",
+BAD_INPUT = [
+    ({"zeek_capture_interfaces": []}, "zeek_capture_interfaces must be a non-empty list"),
+    ({"zeek_capture_interfaces": "ens1f0"}, "zeek_capture_interfaces"),
+    (interfaces({"name": "ens9f0"}), "interface 'ens9f0' does not exist on this host"),
+    (interfaces({"name": "eno1"}), "'eno1' carries the default route"),
+    (interfaces({"name": "ens1f0", "buffer_size": "lots"}), "buffer_size"),
+    (interfaces({"name": "ens1f0", "lb_procs": "many"}), "lb_procs"),
+    (interfaces({"name": "ens1f0", "ring_size": "huge"}), "zeek_capture_interfaces[0]"),
+    (interfaces({"name": "ens1f0", "pin_cpus": "1,2"}), "pin_cpus"),
+    (interfaces({"name": "ens1f0", "speed": 10}), "zeek_capture_interfaces.speed. Supported parameters include"),
+    (interfaces({"name": "ens1f0"}, {"name": "ens1f0"}), "zeek_capture_interfaces lists an interface twice"),
+    (dict(GOOD, zeek_install_method="source"), "zeek_install_method"),
+    (dict(GOOD, zeek_install_method="mirror"), "'mirror' needs zeek_mirror_url"),
+    (dict(GOOD, zeek_install_method="package", zeek_package_file="zeek.rpm"), "needs zeek_package_file"),
+    (dict(GOOD, zeek_reserved_cores=-1), "zeek_reserved_cores"),
+    (dict(GOOD, zeek_fanout_id_base=70000), "zeek_fanout_id_base must be a whole number"),
+    (dict(GOOD, zeek_af_packet_buffer_size=4096), "zeek_af_packet_buffer_size must be a whole number >= 1048576"),
+    (
+        dict(GOOD, zeek_intel_refresh_minutes=30, zeek_intel_expire_minutes=20),
+        "zeek_intel_expire_minutes (20) must be longer than",
+    ),
+    (dict(GOOD, zeek_nic_ring_size="big"), "zeek_nic_ring_size must be 'max' or a number"),
+    (dict(GOOD, zeek_local_networks=[{"cidr": "10.0.0.0"}]), "zeek_local_networks must be a list of"),
+    (dict(GOOD, zeek_intel_files=["relative.intel"]), "zeek_intel_files must be a list of absolute paths"),
+    (dict(GOOD, zeek_site_scripts={"../evil.zeek": "event zeek_init() {}"}), "zeek_site_scripts must map"),
+    (dict(GOOD, zeek_zeekctl_options={"LogDir": "/srv/zeek-logs"}), "may not set the options the role manages"),
+    (dict(GOOD, zeek_prefix="opt/zeek"), "zeek_prefix"),
+]
+
+
+@pytest.fixture(scope="module")
+def checks(playbook_cases):
+    """Every input-check case below, in two ansible-playbook runs (one host per case): the
+    checks alone, and the role, which stops at its checks."""
+    return {
+        VALIDATE: playbook_cases(VALIDATE, [(DEB, GOOD), (ALMA, GOOD)]),
+        APPLY: playbook_cases(
+            APPLY,
+            [(dict(DEB, **platform), GOOD) for platform in UNSUPPORTED.values()]
+            + [(DEB, extra) for extra, _needle in BAD_INPUT],
         ),
-        (dict(GOOD, zeek_nic_ring_size="big"), "zeek_nic_ring_size must be 'max' or a number"),
-        (dict(GOOD, zeek_local_networks=[{"cidr": "10.0.0.0"}]), "zeek_local_networks must be a list of"),
-        (dict(GOOD, zeek_intel_files=["relative.intel"]), "zeek_intel_files must be a list of absolute paths"),
-        (dict(GOOD, zeek_site_scripts={"../evil.zeek": "event zeek_init() {}"}), "zeek_site_scripts must map"),
-        (dict(GOOD, zeek_zeekctl_options={"LogDir": "/srv/zeek-logs"}), "may not set the options the role manages"),
-        (dict(GOOD, zeek_prefix="opt/zeek"), "zeek_prefix"),
-    ],
-)
-def test_bad_input_names_the_variable(playbook, extra, needle):
-    res = playbook(APPLY, DEB, extra)
+    }
+
+
+@pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
+def test_good_input_passes_checks(checks, facts):
+    res = checks[VALIDATE].get(facts, GOOD)
+    assert res.rc == 0, res.out
+
+
+@unsupported_platforms
+def test_unsupported_family_fails_first(checks, platform):
+    facts = dict(DEB, **platform)
+    assert_platform_refused(checks[APPLY].get(facts, GOOD), "zeek", facts, FIRST_CHANGE)
+
+
+@pytest.mark.parametrize(("extra", "needle"), BAD_INPUT)
+def test_bad_input_names_the_variable(checks, extra, needle):
+    res = checks[APPLY].get(DEB, extra)
     assert res.rc != 0, res.out
     assert needle in res.out, res.out
     assert FIRST_CHANGE not in res.out, res.out
