@@ -60,12 +60,23 @@ def run_playbook(playbook: Path, inventory: Path, config: Path, extra: list[str]
     return wall, report
 
 
-def _seconds(duration: dict[str, str]) -> float:
-    """A task's wall time; 0 for one that never ended on a host (e.g. a meta task)."""
+def _interval(duration: dict[str, str]) -> tuple[float, float] | None:
+    """A task's start and end (epoch seconds); None for one that never ended on a host (e.g. a meta task)."""
     if "start" not in duration or "end" not in duration:
-        return 0.0
-    start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")) for k in ("start", "end"))
-    return (end - start).total_seconds()
+        return None
+    start, end = (datetime.fromisoformat(duration[k].replace("Z", "+00:00")).timestamp() for k in ("start", "end"))
+    return start, end
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by the intervals. Under the free strategy a task is reported once per
+    host, and a role's tasks on different hosts overlap: they count once."""
+    covered, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered
 
 
 def _role_of(task: dict[str, Any]) -> str:
@@ -79,22 +90,29 @@ def _role_of(task: dict[str, Any]) -> str:
 
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     """Per task and per role wall times, and per host what ran."""
-    tasks: list[tuple[float, str, str]] = []
-    roles: collections.Counter[str] = collections.Counter()
+    # A task is known by its play, role and name: under the free strategy a dynamically
+    # included task is a copy per host, each reported on its own.
+    task_spans: dict[tuple[int, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+    role_spans: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     executed: collections.Counter[str] = collections.Counter()
     skipped: collections.Counter[str] = collections.Counter()
-    for play in report.get("plays", []):
+    for index, play in enumerate(report.get("plays", [])):
         for entry in play.get("tasks", []):
             task = entry["task"]
-            seconds = _seconds(task["duration"])
             role = _role_of(task)
-            tasks.append((seconds, role, task["name"]))
-            roles[role] += seconds
+            key = (index, role, task["name"])
+            spans = task_spans[key]  # listed even when it has no duration
+            span = _interval(task["duration"])
+            if span:
+                spans.append(span)
+                role_spans[role].append(span)
             for host, result in entry.get("hosts", {}).items():
                 if result.get("skipped"):
                     skipped[host] += 1
                 else:
                     executed[host] += 1
+    tasks = [(_union(spans), role, name) for (_play, role, name), spans in task_spans.items()]
+    roles = collections.Counter({role: _union(spans) for role, spans in role_spans.items()})
     changed = {h: s.get("changed", 0) for h, s in report.get("stats", {}).items()}
     return {
         "tasks": sorted(tasks, reverse=True),

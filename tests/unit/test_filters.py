@@ -11,6 +11,7 @@ from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_heap_mb import el
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_master_hosts import elasticsearch_master_hosts
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_node_names import elasticsearch_node_names
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_seed_hosts import elasticsearch_seed_hosts
+from ansible_collections.wlcg.soc.plugins.filter.file_differs import file_differs
 from ansible_collections.wlcg.soc.plugins.filter.host_url import host_url
 from ansible_collections.wlcg.soc.plugins.filter.memcached_servers import memcached_servers
 
@@ -103,8 +104,35 @@ def test_address_list_refuses_what_is_not_addresses(value):
         address_list(value)
 
 
+FOUND = {
+    "path": "/etc/x.conf",
+    "checksum": "a9993e364706816aba3e25717850c26c9cd0d89d",  # sha1("abc")
+    "mode": "0644",
+    "pw_name": "root",
+    "gr_name": "root",
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "kwargs", "differs"),
+    [
+        ([FOUND], {}, False),
+        ([], {}, True),
+        ([dict(FOUND, path="/etc/y.conf")], {}, True),
+        ([FOUND], {"content": "abd"}, True),
+        ([FOUND], {"mode": "0640"}, True),
+        ([FOUND], {"mode": "644"}, False),
+        ([FOUND], {"group": "wheel"}, True),
+        ([dict(FOUND, pw_name="nobody")], {}, True),
+    ],
+)
+def test_file_differs(files, kwargs, differs):
+    kwargs = {"content": "abc", **kwargs}
+    assert file_differs(files, "/etc/x.conf", **kwargs) is differs
+
+
 FILTERS = ["address_list", "elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
-FILTERS += ["elasticsearch_seed_hosts", "host_url", "memcached_servers"]
+FILTERS += ["elasticsearch_seed_hosts", "file_differs", "host_url", "memcached_servers"]
 
 
 @pytest.mark.parametrize("name", FILTERS)
