@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .memcache import MemcacheSink
+from .memcache import MemcacheError, MemcacheSink
 from .misp import MispError, call, connect
-from .zeek_intel import UNSET, clean, read, render, same_content, write_atomic
+from .zeek_intel import UNSET, clean, count_rows, encodable, read, render, same_content, write_atomic
 
 ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
 _HASHES = [
@@ -83,6 +83,13 @@ MEMCACHED_KINDS = {
     "ip-dst|port": "ip-dst",
 }
 MAX_EVENTS_PER_KEY = 10
+# Event info and uuid as carried in a memcached value: bounded, so that ten events always fit
+# an item (memcached's default limit is 1 MiB) whatever an event's author wrote.
+MEMCACHED_INFO_MAX = 256
+MEMCACHED_UUID_MAX = 64
+# Distinct "unsupported type ..." reasons counted by name; any further ones are pooled, so a
+# hostile answer cannot grow the result (and status.json) without bound.
+MAX_TYPE_REASONS = 50
 DIFF_BEFORE_MAX = 1 << 20
 _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
 
@@ -171,6 +178,87 @@ def filter_argument_spec() -> dict[str, dict[str, Any]]:
     return spec
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What the export leaves out or refuses beyond MISP's own filters (``Filters``).
+
+    ``exclude_events``: event ids or uuids never exported (the WG's export excludes events by
+    id). ``exclude_values``: indicators never exported, compared case-insensitively after
+    normalisation; an entry that is a network (``192.0.2.0/24``) excludes every address and
+    subnet inside it. Networks wider than ``/min_prefix_ipv4`` or ``/min_prefix_ipv6`` are left
+    out (``0.0.0.0/0`` would make every connection a hit). ``max_drop``: the largest fraction of
+    the previous intel rows or memcached keys an export may lose before it is refused (a drop to
+    zero always is), unless forced.
+    """
+
+    exclude_events: tuple[str, ...] = ()
+    exclude_values: tuple[str, ...] = ()
+    min_prefix_ipv4: int = 8
+    min_prefix_ipv6: int = 32
+    max_drop: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, top in (("min_prefix_ipv4", 32), ("min_prefix_ipv6", 128)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ValueError(f"{name} must be a prefix length from 0 to {top}, got {value!r}")
+        if isinstance(self.max_drop, bool) or not isinstance(self.max_drop, (int, float)) or not 0 <= self.max_drop < 1:
+            raise ValueError(f"max_drop must be a fraction from 0 to below 1, got {self.max_drop!r}")
+        for entry in self.exclude_values:
+            if not entry.strip():
+                raise ValueError("exclude_values has an empty entry")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Policy:
+        """A policy from options named like the fields; an absent option keeps its default."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in options and options[f.name] is not None:
+                value = options[f.name]
+                values[f.name] = tuple(str(item) for item in value) if isinstance(f.default, tuple) else value
+        return cls(**values)
+
+    @staticmethod
+    def argument_spec() -> dict[str, dict[str, Any]]:
+        """The policy as Ansible module options, with the defaults of ``Policy``."""
+        kinds = {tuple: "list", bool: "bool", int: "int", float: "float"}
+        spec: dict[str, dict[str, Any]] = {}
+        for f in fields(Policy):
+            kind = kinds[type(f.default)]
+            spec[f.name] = {"type": kind, "default": list(f.default) if kind == "list" else f.default}
+            if kind == "list":
+                spec[f.name]["elements"] = "str"
+        return spec
+
+
+class _Exclusions:
+    """``Policy``'s exclusions, prepared for the lookups of every attribute."""
+
+    def __init__(self, policy: Policy):
+        self.events = frozenset(str(e).strip().lower() for e in policy.exclude_events)
+        self.values: set[str] = set()
+        self.networks: list[Any] = []
+        for entry in policy.exclude_values:
+            parsed = _ip(entry.strip())
+            if parsed is not None and parsed[1] == SUBNET:
+                self.networks.append(ipaddress.ip_network(parsed[0]))
+            self.values.add(parsed[0] if parsed is not None else entry.strip().lower())
+        self.minimum = {4: policy.min_prefix_ipv4, 6: policy.min_prefix_ipv6}
+
+    def event(self, event: Mapping[str, Any]) -> bool:
+        return bool(self.events) and (
+            str(event.get("id", "")).lower() in self.events or str(event.get("uuid", "")).lower() in self.events
+        )
+
+    def value(self, indicator: str, zeek_type: str) -> bool:
+        if indicator.lower() in self.values or indicator in self.values:
+            return True
+        if self.networks and zeek_type in (ADDR, SUBNET):
+            net = ipaddress.ip_network(indicator)
+            return any(net.version == n.version and net.subnet_of(n) for n in self.networks)
+        return False
+
+
 @dataclass
 class Export:
     """What one pass over MISP produced."""
@@ -181,6 +269,7 @@ class Export:
     attributes: int = 0
     pages: int = 0
     skipped: Counter = field(default_factory=Counter)
+    trimmed: Counter = field(default_factory=Counter)
 
     def intel_counts(self) -> dict[str, int]:
         return dict(Counter(key[1] for key in self.rows))
@@ -223,10 +312,16 @@ def _ip(value: str) -> tuple[str, str] | None:
             return value, ADDR
     try:
         if "/" in value:
-            return str(ipaddress.ip_network(value, strict=False)), SUBNET
-        return str(ipaddress.ip_address(value)), ADDR
+            net = ipaddress.ip_network(value, strict=False)
+            if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+                net = ipaddress.ip_network((net.network_address.ipv4_mapped, net.prefixlen - 96))
+            return str(net), SUBNET
+        addr = ipaddress.ip_address(value)
     except ValueError:
         return None
+    # An IPv4-mapped IPv6 address is the IPv4 address to Zeek and to flow enrichment.
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else addr), ADDR
 
 
 @contextmanager
@@ -247,74 +342,131 @@ def _gc_paused() -> Iterator[None]:
 
 
 class Mapper:
-    """Turns restSearch attributes into intel rows and memcached entries."""
+    """Turns restSearch attributes into intel rows and memcached entries.
 
-    def __init__(self, misp_url: str, source_name: str, org_names: dict[str, str]):
+    Nothing an attribute holds can stop the export: a value that cannot be written, or is
+    left out by the ``Policy``, is counted per reason in ``Export.skipped`` and the export
+    goes on.
+    """
+
+    def __init__(self, misp_url: str, source_name: str, org_names: dict[str, str], policy: Policy | None = None):
         self.base = misp_url.rstrip("/")
         self.source_name = source_name
         self.org_names = org_names
         self._event_meta: dict[str, tuple[str, str, str]] = {}
+        self._exclusions = _Exclusions(policy or Policy())
         self.export = Export()
 
     def _meta(self, event: dict[str, Any]) -> tuple[str, str, str]:
-        eid = str(event.get("id", ""))
+        eid = clean(event.get("id"))
         meta = self._event_meta.get(eid)
         if meta is None:
-            org = self.org_names.get(str(event.get("orgc_id")), f"org {event.get('orgc_id', '?')}")
-            source = clean(f"{self.source_name} ({event.get('uuid', '?')}) - {org}")
+            org = self.org_names.get(str(event.get("orgc_id")), f"org {clean(event.get('orgc_id', '?'))}")
+            source = clean(f"{self.source_name} ({clean(event.get('uuid', '?'))}) - {org}")
             meta = (source, clean(event.get("info")), f"{self.base}/events/view/{eid}")
             self._event_meta[eid] = meta
         return meta
 
-    def add(self, attr: dict[str, Any]) -> None:
+    def _unsupported(self, mtype: object) -> None:
+        skipped = self.export.skipped
+        reason = f"unsupported type {mtype}" if isinstance(mtype, str) and mtype.isprintable() else ""
+        if not reason or len(reason) > 80 or (reason not in skipped and len(skipped) >= MAX_TYPE_REASONS):
+            reason = "unsupported type (other)"
+        skipped[reason] += 1
+
+    def _indicator(self, zeek_type: str, value: str) -> tuple[str, str] | None:
+        """(indicator, Zeek type) for one value, or None when it is left out (and counted)."""
+        skipped = self.export.skipped
+        if not encodable(value):
+            skipped["undecodable text"] += 1
+            return None
+        indicator = clean(value)
+        if zeek_type in ("ip", ADDR):
+            if "%" in indicator:  # a zone id names an interface of the host that saw it
+                skipped["address with zone id"] += 1
+                return None
+            parsed = _ip(indicator)
+            if parsed is None:
+                skipped["invalid address"] += 1
+                return None
+            # A network is a SUBNET even where MISP's mapping says ADDR.
+            indicator, zeek_type = parsed
+            if zeek_type == SUBNET:
+                version = 6 if ":" in indicator else 4
+                minimum = self._exclusions.minimum[version]
+                if int(indicator.rsplit("/", 1)[1]) < minimum:
+                    skipped[f"IPv{version} network wider than /{minimum}"] += 1
+                    return None
+        elif zeek_type == "Intel::URL":
+            indicator = _SCHEME.sub("", indicator)
+        if indicator == UNSET:
+            skipped["empty value"] += 1
+            return None
+        if indicator.startswith("#"):  # Zeek's reader takes the line for a comment
+            skipped["starts with #"] += 1
+            return None
+        if self._exclusions.value(indicator, zeek_type):
+            skipped["excluded value"] += 1
+            return None
+        return indicator, zeek_type
+
+    def add(self, attr: Any) -> None:
         ex = self.export
         ex.attributes += 1
-        mtype = attr.get("type", "")
+        if not isinstance(attr, dict):
+            ex.skipped["malformed attribute"] += 1
+            return
+        mtype = attr.get("type")
         raw = attr.get("value")
         if not isinstance(raw, str) or not raw.strip():
             ex.skipped["empty value"] += 1
             return
-        if mtype not in ZEEK_MAPPING:
-            ex.skipped[f"unsupported type {mtype}"] += 1
+        if not isinstance(mtype, str) or mtype not in ZEEK_MAPPING:
+            self._unsupported(mtype)
             return
-        event = attr.get("Event") or {"id": attr.get("event_id")}
+        event = attr.get("Event")
+        if not isinstance(event, dict):
+            event = {"id": attr.get("event_id")}
+        if self._exclusions.event(event):
+            ex.skipped["excluded event"] += 1
+            return
         source, info, url = self._meta(event)
         comment = clean(attr.get("comment"))
         desc = info if comment == UNSET else clean(f"{info if info != UNSET else ''}. {comment}")
         first, second = ZEEK_MAPPING[mtype]
         # Composite values (ip|port, filename|hash, malware-sample) carry two parts.
         values = raw.split("|", 1) if ("|" in mtype or second is not None) else [raw]
-        first_ip = None  # the parsed first value when it is an address
+        first_ip = None  # the first value when it is an exported address or network
         for position, (zeek_type, value) in enumerate(
             ((first, values[0]), (second, values[1] if len(values) > 1 else None))
         ):
             if zeek_type is None or value is None:
                 continue
-            indicator = clean(value)
-            if zeek_type in ("ip", ADDR):
-                parsed = _ip(indicator)
-                if parsed is None:
-                    ex.skipped["invalid address"] += 1
-                    continue
-                if position == 0:
-                    first_ip = parsed
-                # A network is a SUBNET even where MISP's mapping says ADDR.
-                indicator, zeek_type = parsed
-            elif zeek_type == "Intel::URL":
-                indicator = _SCHEME.sub("", indicator)
-            if indicator == UNSET:
-                ex.skipped["empty value"] += 1
+            found = self._indicator(zeek_type, value)
+            if found is None:
                 continue
-            ex.rows.setdefault((indicator, zeek_type, source), (desc, url))
+            if position == 0 and zeek_type == "ip":
+                first_ip = found
+            ex.rows.setdefault((found[0], found[1], source), (desc, url))
         kind = MEMCACHED_KINDS.get(mtype)
         if kind is not None:
             if first_ip is None:
-                return  # counted above as an invalid address
+                return  # counted above
             if first_ip[1] == SUBNET:
                 ex.skipped["network, no memcached key"] += 1
                 return
-            eid = event.get("id")
-            hit = (int(eid) if str(eid).isdigit() else 0, str(event.get("uuid", "")), info, mtype)
+            eid = str(event.get("id"))
+            uuid = clean(event.get("uuid", ""))
+            if len(info) > MEMCACHED_INFO_MAX:
+                ex.trimmed["event info in a memcached value"] += 1
+            if len(uuid) > MEMCACHED_UUID_MAX:
+                ex.trimmed["event uuid in a memcached value"] += 1
+            hit = (
+                int(eid) if eid.isascii() and eid.isdecimal() and len(eid) < 19 else 0,
+                uuid[:MEMCACHED_UUID_MAX] if uuid != UNSET else "",
+                info[:MEMCACHED_INFO_MAX],
+                mtype,
+            )
             ex.keys.setdefault(f"{kind}-{first_ip[0]}", []).append(hit)
 
 
@@ -371,15 +523,30 @@ def org_names(misp: Any) -> dict[str, str]:
     return names
 
 
-def collect(misp: Any, misp_url: str, filters: Filters, page_size: int = 10000, source_name: str = "MISP") -> Export:
+def collect(
+    misp: Any,
+    misp_url: str,
+    filters: Filters,
+    page_size: int = 10000,
+    source_name: str = "MISP",
+    policy: Policy | None = None,
+) -> Export:
     """Fetch every page and map it; nothing is written here."""
-    mapper = Mapper(misp_url, source_name, org_names(misp))
+    mapper = Mapper(misp_url, source_name, org_names(misp), policy)
     with _gc_paused():
         for attrs in fetch_pages(misp, filters, page_size):
             mapper.export.pages += 1
             for attr in attrs:
                 mapper.add(attr)
     return mapper.export
+
+
+class DropRefused(Exception):
+    """The export would lose more of the intel than ``Policy.max_drop`` allows; nothing was written."""
+
+
+class IntelWriteError(OSError):
+    """The intel file could not be replaced; the message says what was written before."""
 
 
 @dataclass
@@ -390,21 +557,45 @@ class Outcome:
     intel_after: bytes | None = None
 
 
+def check_drop(before: int | None, after: int, what: str, max_drop: float) -> None:
+    """Raise DropRefused when ``after`` is zero or lower than ``before`` by more than ``max_drop``.
+
+    An empty or much smaller answer after a full one is far more often lost rights, a
+    wrong filter or a restored database than the end of the threats.
+    """
+    if not before or (after and after >= before * (1 - max_drop)):
+        return
+    raise DropRefused(
+        f"the export has {after} {what} where the last one had {before} (a drop of "
+        f"{(before - after) / before:.0%}; at most {max_drop:.0%} is accepted): nothing was written, "
+        "the last intel file and keys stay; if MISP's answer is right, run the export once forced"
+    )
+
+
 def apply(
     export: Export,
     zeek_intel_path: str | None = None,
     do_notice: bool | None = None,
     sink: MemcacheSink | None = None,
     check_mode: bool = False,
+    max_drop: float = Policy.max_drop,
+    previous_keys: int | None = None,
 ) -> Outcome:
     """Write the export where it differs from what is there (unless check_mode).
 
-    memcached is read before the intel file is written, so an unreachable memcached
-    fails the run with the intel file untouched. Keys are always re-set when writing,
-    to refresh their TTL; only keys that were missing or held another value count as
-    changes.
+    Nothing is written when the export is much smaller than the intel file there (or than
+    ``previous_keys``, the memcached keys of the last export, when the caller knows them):
+    ``check_drop`` with ``max_drop``; pass ``max_drop=1`` to force. memcached is read first, so
+    an unreachable memcached fails the run before anything is written; then the keys are set
+    (always, to refresh their TTL; only keys that were missing or held another value count as
+    changes), and the intel file is replaced last. A failure says what was already written.
     """
     out = Outcome()
+    if max_drop < 1:
+        if zeek_intel_path:
+            check_drop(count_rows(zeek_intel_path), len(export.rows), "intel rows", max_drop)
+        if sink is not None:
+            check_drop(previous_keys, len(export.keys), "memcached keys", max_drop)
     with _gc_paused():
         values = export.key_values() if sink is not None else {}
     if sink is not None:
@@ -417,10 +608,20 @@ def apply(
             # Kept for the diff only when small: the file can be 100+ MB.
             small = os.path.getsize(zeek_intel_path) <= DIFF_BEFORE_MAX
             out.intel_before = read(zeek_intel_path) if small else b"(a large intel file)\n"
-        if out.intel_changed and not check_mode:
+    if check_mode:
+        return out
+    if sink is not None:
+        try:
+            sink.set_all(values)
+        except MemcacheError as exc:
+            intel = "; the intel file was not changed" if zeek_intel_path else ""
+            raise MemcacheError(f"{exc} (keys may be partly updated){intel}") from None
+    if out.intel_changed:
+        try:
             write_atomic(zeek_intel_path, out.intel_after)
-    if sink is not None and not check_mode:
-        sink.set_all(values)
+        except OSError as exc:
+            keys = "; the memcached keys were updated" if sink is not None else ""
+            raise IntelWriteError(exc.errno, f"cannot write the intel file {zeek_intel_path}: {exc}{keys}") from None
     return out
 
 
@@ -435,13 +636,19 @@ def summary(export: Export, outcome: Outcome) -> dict[str, Any]:
         "memcached_keys_changed": outcome.keys_changed,
         "intel_changed": outcome.intel_changed,
         "not_exported": dict(export.skipped),
+        "trimmed": dict(export.trimmed),
     }
 
 
-def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """One sync as the service runs it; returns the summary."""
-    # The role passes only the filters the site set; the others keep Filters' defaults.
+def run(cfg: dict[str, Any], force: bool = False, previous_keys: int | None = None) -> dict[str, Any]:
+    """One sync as the service runs it; returns the summary.
+
+    ``force`` accepts an export however much smaller than the last one; ``previous_keys``
+    is the last export's memcached key count, for that check.
+    """
+    # The role passes only the filters (and policy) the site set; the others keep the defaults.
     filters = Filters.from_options(cfg.get("filters", {}))
+    policy = Policy.from_options(cfg.get("policy", {}))
     misp = connect(
         cfg["misp_url"],
         cfg["misp_key"],
@@ -450,11 +657,20 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         timeout=cfg.get("timeout", 60),
         tool="wlcg.soc misp_sync",
     )
-    export = collect(misp, cfg["misp_url"], filters, cfg.get("page_size", 10000), cfg.get("source_name", "MISP"))
+    export = collect(
+        misp, cfg["misp_url"], filters, cfg.get("page_size", 10000), cfg.get("source_name", "MISP"), policy
+    )
     servers = cfg.get("memcached_servers") or []
     sink = MemcacheSink(servers, cfg.get("memcached_ttl", 2700), cfg.get("memcached_timeout", 5)) if servers else None
     try:
-        outcome = apply(export, cfg.get("zeek_intel_path"), cfg.get("do_notice"), sink)
+        outcome = apply(
+            export,
+            cfg.get("zeek_intel_path"),
+            cfg.get("do_notice"),
+            sink,
+            max_drop=1 if force else policy.max_drop,
+            previous_keys=previous_keys,
+        )
     finally:
         if sink is not None:
             sink.close()

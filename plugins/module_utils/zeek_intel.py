@@ -36,9 +36,12 @@ BASE_FIELDS = ("indicator", "indicator_type", "meta.source", "meta.desc", "meta.
 NOTICE_FIELD = "meta.do_notice"
 UNSET = "-"
 
-# Characters that would break a TAB-separated line; MISP's Zeek export turns them into
-# spaces too.
-_BREAKING = re.compile(r"[\t\n\r\x0b\x0c]+")
+# Characters that would break a TAB-separated line for Zeek (TAB, LF) or for a reader that
+# splits lines as Python's str.splitlines does (CR, VT, FF, FS/GS/RS, NEL, U+2028/9), and the
+# other C0/C1 controls: all become spaces (MISP's Zeek export does so for TAB and newlines).
+_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Lone surrogates (from a JSON \\udXXX escape) cannot be encoded as UTF-8.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class IntelRow(NamedTuple):
@@ -49,13 +52,21 @@ class IntelRow(NamedTuple):
     url: str = UNSET
 
 
-def clean(value: str | None) -> str:
-    """A field value safe for the file: no TAB/newline, never empty (``-`` if unset)."""
-    if value is None:
+def clean(value: object) -> str:
+    """A field value safe for the file: one line without TAB, valid UTF-8 (a lone surrogate
+    becomes U+FFFD), never empty (``-`` if unset). Numbers are written as text."""
+    if value is None or isinstance(value, bool):
         return UNSET
-    if not value.isprintable():  # the common case skips the regex (a hot path)
-        value = _BREAKING.sub(" ", value)
+    if not isinstance(value, str):
+        value = str(value) if isinstance(value, (int, float)) else UNSET
+    if not value.isprintable():  # the common case skips the regexes (a hot path)
+        value = _SURROGATE.sub("\ufffd", _BREAKING.sub(" ", value))
     return value.strip() or UNSET
+
+
+def encodable(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8 (no lone surrogate)."""
+    return value.isascii() or not _SURROGATE.search(value)
 
 
 def render(rows: Mapping[tuple[str, str, str], tuple[str, str]], do_notice: bool | None = None) -> bytes:
@@ -82,11 +93,12 @@ def rows_of(items: list[IntelRow]) -> dict[tuple[str, str, str], tuple[str, str]
 def parse(data: bytes) -> tuple[list[dict[str, str]], list[str]]:
     """Rows of an intel file as dicts keyed by its ``#fields`` names, and the fields.
 
-    Lines before the header, other ``#`` lines and blank lines are skipped, as Zeek does.
+    Lines before the header, other ``#`` lines and blank lines are skipped, as Zeek does;
+    like Zeek's reader, only LF ends a line.
     """
     fields: list[str] = []
     rows: list[dict[str, str]] = []
-    for line in data.decode("utf-8", errors="replace").splitlines():
+    for line in data.decode("utf-8", errors="replace").split("\n"):
         if line.startswith("#fields\t"):
             fields = line.split("\t")[1:]
             continue
@@ -102,6 +114,16 @@ def read(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
             return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def count_rows(path: str) -> int | None:
+    """The indicator lines of the intel file at ``path`` (neither blank nor ``#``), or None
+    when there is no file."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip() and not line.startswith(b"#"))
     except FileNotFoundError:
         return None
 

@@ -22,7 +22,13 @@ description:
   - memcached keys are set on every listed server with a TTL. Keys are re-set on each
     run to refresh the TTL; only keys that were missing or held another value count as
     a change. Values are JSON objects whose C(misp) list names the events (C(event_id),
-    C(event_uuid), C(info), C(type)), newest first, at most 10.
+    C(event_uuid), C(info), C(type)), newest first, at most 10; C(info) is cut at 256
+    characters so that a value always fits a memcached item.
+  - One attribute never stops the export. Values that cannot be written (malformed
+    attributes, text that is not valid UTF-8, addresses with a zone id, indicators that
+    start with C(#), which Zeek would read as a comment) are counted per reason in
+    RV(not_exported) and left out. Characters that would break a line or field become
+    spaces. IPv4-mapped IPv6 addresses are exported as the IPv4 address.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
@@ -78,6 +84,43 @@ options:
     type: list
     elements: str
     default: []
+  exclude_events:
+    description:
+      - MISP events (ids or uuids) never to export, whatever the other filters select.
+    type: list
+    elements: str
+    default: []
+  exclude_values:
+    description:
+      - Indicators never to export (e.g. the site's own addresses, a partner's domain),
+        compared case-insensitively after normalisation (addresses in canonical form, URLs
+        without scheme). An entry that is a network, such as C(192.0.2.0/24), excludes every
+        address and network inside it. Counted as C(excluded value) in RV(not_exported).
+    type: list
+    elements: str
+    default: []
+  min_prefix_ipv4:
+    description:
+      - IPv4 networks wider than this prefix length are not exported (counted in
+        RV(not_exported)), so that C(0.0.0.0/0) in an event cannot make every connection a hit.
+    type: int
+    default: 8
+  min_prefix_ipv6:
+    description: IPv6 networks wider than this prefix length are not exported.
+    type: int
+    default: 32
+  max_drop:
+    description:
+      - The largest fraction (0 to below 1) of the intel file's rows that an export may lose.
+        An export with no rows, or that many fewer rows than the intel file there, fails and
+        writes nothing (lost rights, a wrong filter or a restored MISP database look like
+        that), unless O(force) is set.
+    type: float
+    default: 0.5
+  force:
+    description: Write the export however much smaller it is than the intel file there (see O(max_drop)).
+    type: bool
+    default: false
   page_size:
     description: Attributes per restSearch page.
     type: int
@@ -181,7 +224,12 @@ not_exported:
   description: Attributes or values left out, per reason.
   returned: success
   type: dict
-  sample: {"unsupported type ja3-fingerprint-md5": 2, "invalid address": 1}
+  sample: {"unsupported type ja3-fingerprint-md5": 2, "invalid address": 1, "IPv4 network wider than /8": 1}
+trimmed:
+  description: Values shortened to fit a memcached item, per field.
+  returned: success
+  type: dict
+  sample: {"event info in a memcached value": 3}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -197,7 +245,10 @@ from ansible_collections.wlcg.soc.plugins.module_utils.misp import (
     misp_argument_spec,
 )
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import (
+    DropRefused,
     Filters,
+    IntelWriteError,
+    Policy,
     apply,
     collect,
     filter_argument_spec,
@@ -225,6 +276,8 @@ def main():
         argument_spec=dict(
             **misp_argument_spec(),
             **filter_argument_spec(),
+            **Policy.argument_spec(),
+            force=dict(type="bool", default=False),
             page_size=dict(type="int", default=10000),
             source_name=dict(type="str", default="MISP"),
             zeek_intel_path=dict(type="path"),
@@ -247,14 +300,27 @@ def main():
         module.fail_json(msg=f"memcached_ttl must be a positive number of seconds, got {p['memcached_ttl']}")
 
     filters = Filters.from_options(p)
+    try:
+        policy = Policy.from_options(p)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     sink = None
     try:
         misp = connect(p["misp_url"], p["misp_key"], p["validate_certs"], p["ca_path"], p["timeout"])
-        export = collect(misp, p["misp_url"], filters, p["page_size"], p["source_name"])
+        export = collect(misp, p["misp_url"], filters, p["page_size"], p["source_name"], policy)
         if p["memcached_servers"]:
             sink = MemcacheSink(p["memcached_servers"], p["memcached_ttl"], min(p["timeout"], 30))
-        outcome = apply(export, p["zeek_intel_path"], p["do_notice"], sink, check_mode=module.check_mode)
-    except (MispError, MemcacheError) as exc:
+        outcome = apply(
+            export,
+            p["zeek_intel_path"],
+            p["do_notice"],
+            sink,
+            check_mode=module.check_mode,
+            max_drop=1 if p["force"] else policy.max_drop,
+        )
+    except DropRefused as exc:
+        module.fail_json(msg=f"{exc} (force: true)", not_exported=dict(export.skipped))
+    except (MispError, MemcacheError, IntelWriteError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=f"cannot write {p['zeek_intel_path']}: {exc}")

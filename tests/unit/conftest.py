@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,6 +344,38 @@ def template_task(role: Path, out: Path, templates: dict[str, str], **item) -> s
 # The MISP API double and real MISP test data (tests/misp_double), importable as
 # `misp_double` (e.g. `from misp_double.server import MispDouble`).
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+@contextlib.contextmanager
+def running_memcached(item_size: str = "1m") -> Iterator[str]:
+    """A memcached (Debian's package) on a free loopback port: ``host:port``, stopped on exit."""
+    from search.engine import free_port
+
+    binary = shutil.which("memcached") or pytest.fail("memcached is required: apt-get install memcached")
+    port = free_port()
+    cmd = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody", "-m", "64", "-I", item_size]
+    proc = subprocess.Popen(cmd)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("memcached did not start")
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def memcached():
+    """A memcached for this test only: ``host:port``."""
+    with running_memcached() as server:
+        yield server
 
 
 @pytest.fixture

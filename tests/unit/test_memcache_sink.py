@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
 from ansible_collections.wlcg.soc.plugins.module_utils.memcache import MemcacheError, MemcacheSink, parse_server
+from conftest import running_memcached
 from pymemcache.client.base import Client
 from search.engine import free_port
-
-
-@pytest.fixture
-def memcached():
-    """A memcached on a free loopback port, for this test only."""
-    binary = shutil.which("memcached") or pytest.fail("memcached is required: apt-get install memcached")
-    port = free_port()
-    proc = subprocess.Popen([binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody", "-m", "64"])
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("memcached did not start")
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}", proc
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +31,7 @@ def test_parse_server_refuses(spec):
 
 
 def test_set_compare_and_ttl(memcached):
-    server = memcached[0]
+    server = memcached
     values = {f"ip-src-192.0.2.{i}": f'{{"n":{i}}}'.encode() for i in range(12000)}
     sink = MemcacheSink([server], ttl=2)
     try:
@@ -72,15 +49,11 @@ def test_set_compare_and_ttl(memcached):
         sink.close()
 
 
-def test_every_server_gets_every_key(memcached, tmp_path):
-    server_a = memcached[0]
-    port = free_port()
-    proc = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"])
-    try:
-        time.sleep(0.5)
-        sink = MemcacheSink([server_a, f"127.0.0.1:{port}"], ttl=60)
+def test_every_server_gets_every_key(memcached):
+    with running_memcached() as server_b:
+        sink = MemcacheSink([memcached, server_b], ttl=60)
         sink.set_all({"ip-dst-192.0.2.1": b"x", "ip-dst-192.0.2.2": b"y"})
-        for spec in (server_a, f"127.0.0.1:{port}"):
+        for spec in (memcached, server_b):
             c = Client(parse_server(spec))
             assert c.get_many(["ip-dst-192.0.2.1", "ip-dst-192.0.2.2"]) == {
                 "ip-dst-192.0.2.1": b"x",
@@ -88,9 +61,6 @@ def test_every_server_gets_every_key(memcached, tmp_path):
             }
             c.close()
         sink.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_server_down_is_a_clear_error():

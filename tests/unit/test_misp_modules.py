@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -28,23 +25,6 @@ CIRCL_UUID = re.compile(r"\(([0-9a-f-]{36})\)")
 def run_task(tmp_path: Path, module: str, args: dict, check: bool = False, diff: bool = False) -> dict:
     """Run one task of ``wlcg.soc.<module>`` on localhost; its result as a dict."""
     return module_runner.run_task(tmp_path, module, args, check=check, diff=diff)[0]
-
-
-@pytest.fixture
-def memcached():
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("memcached") or "memcached", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody"]
-    )
-    for _attempt in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -55,8 +55,23 @@ BAD_INPUT = [
     ({"misp_sync_publish_window": "a month"}, "misp_sync_publish_window (a month)"),
     ({"misp_sync_memcached_servers": ["memcached01"]}, "misp_sync_memcached_servers entry memcached01"),
     ({"misp_sync_sensors": ["nosuchsensor"]}, "misp_sync_sensors entry nosuchsensor is not a host"),
+    ({"misp_sync_min_prefix_ipv4": 33}, "misp_sync_min_prefix_ipv4 (33) must be 0-32"),
+    ({"misp_sync_max_drop": 1}, "misp_sync_max_drop (1) a fraction"),
+    ({"misp_sync_memory_max": "lots"}, "misp_sync_memory_max (lots) a systemd size"),
 ]
-BAD_IDS = ["url", "empty-key", "placeholder-key", "interval", "ttl", "window", "memcached", "sensor"]
+BAD_IDS = [
+    "url",
+    "empty-key",
+    "placeholder-key",
+    "interval",
+    "ttl",
+    "window",
+    "memcached",
+    "sensor",
+    "prefix",
+    "drop",
+    "memory",
+]
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,45 @@
 the collection's module_utils (misp, misp_ioc, memcache, zeek_intel) copied by the
 misp_sync role. The API key is read from the file the configuration names, never from
 the command line (``-`` reads it from standard input, where the unit connects the
-root-only key file). A status file records the last success and the counts.
+root-only key file). A status file records the last success and the counts, and the
+last error of any kind.
+
+An export much smaller than the last one is refused (``misp_ioc.check_drop``). To accept
+it once: ``--force``, or create the configuration's ``force_file`` (the role's one-shot
+command), which the next run reads and removes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 from typing import Any
 
 from .memcache import MemcacheError
 from .misp import MispError
-from .misp_ioc import run
+from .misp_ioc import DropRefused, IntelWriteError, run
 from .zeek_intel import read, write_atomic
+
+# Longest error kept in status.json and printed to the journal.
+MESSAGE_MAX = 500
+
+
+def bounded(text: str, limit: int = MESSAGE_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 15] + " ... (cut)"
+
+
+def unexpected(exc: BaseException) -> str:
+    """An unforeseen failure, by type and place: its text may quote MISP's data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return f"unexpected {type(exc).__name__}{where}"
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -36,14 +58,30 @@ def load_config(path: str) -> dict[str, Any]:
     return cfg
 
 
+def read_status(path: str | None) -> dict[str, Any]:
+    try:
+        status = json.loads(read(path) or b"{}") if path else {}
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 def write_status(path: str, status: dict[str, Any]) -> None:
     """Merge ``status`` into the status file (atomically): the last success survives a failure."""
-    try:
-        merged = json.loads(read(path) or b"{}")
-    except ValueError:
-        merged = {}
+    merged = read_status(path)
     merged.update(status)
     write_atomic(path, (json.dumps(merged, indent=2, sort_keys=True) + "\n").encode())
+
+
+def fail(status_file: str | None, started: float, message: str, code: int) -> int:
+    message = bounded(message)
+    print(f"misp-sync: {message}", file=sys.stderr)
+    if status_file:
+        try:
+            write_status(status_file, {"last_attempt": int(started), "last_error": message})
+        except OSError as exc:
+            print(f"misp-sync: cannot write {status_file}: {exc}", file=sys.stderr)
+    return code
 
 
 def push(cfg: dict[str, Any]) -> dict[str, str]:
@@ -81,30 +119,44 @@ def push(cfg: dict[str, Any]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wlcg-soc-misp-sync", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="JSON configuration file")
+    parser.add_argument("--force", action="store_true", help="accept an export much smaller than the last one")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"misp-sync: cannot read the configuration: {exc}", file=sys.stderr)
+        print(f"misp-sync: cannot read the configuration: {bounded(str(exc))}", file=sys.stderr)
         return 2
     started = time.time()
     status_file = cfg.get("status_file")
+    force_file = cfg.get("force_file")
+    force = args.force or bool(force_file and os.path.exists(force_file))
+    last = read_status(status_file)
+    previous_keys = last.get("memcached_keys") if last.get("last_success") else None
     try:
-        result = run(cfg)
-    except (MispError, MemcacheError, OSError) as exc:
-        print(f"misp-sync failed, previous intel and keys kept: {exc}", file=sys.stderr)
-        if status_file:
-            write_status(status_file, {"last_attempt": int(started), "last_error": str(exc)})
-        return 1
+        result = run(cfg, force=force, previous_keys=previous_keys if isinstance(previous_keys, int) else None)
+    except DropRefused as exc:
+        return fail(status_file, started, f"export refused: {exc}", 4)
+    except (MispError, ValueError) as exc:
+        return fail(status_file, started, f"failed, nothing written (previous intel and keys kept): {exc}", 1)
+    except (MemcacheError, IntelWriteError) as exc:
+        return fail(status_file, started, f"failed: {exc}", 1)
+    except OSError as exc:
+        return fail(status_file, started, f"failed: {exc}", 1)
+    except Exception as exc:  # monitoring reads status.json, whatever failed
+        return fail(status_file, started, f"failed, {unexpected(exc)}", 1)
+    if force and force_file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(force_file)
     if cfg.get("zeek_intel_path") and (cfg.get("push") or {}).get("targets"):
         result["push"] = push(cfg)
+    result["forced"] = force
     result["duration_s"] = round(time.time() - started, 3)
     print("misp-sync: " + json.dumps(result, sort_keys=True))
     failed = sorted(name for name, answer in result.get("push", {}).items() if answer.startswith("error"))
     if status_file:
         success = {"last_attempt": int(started), "last_success": int(started), "last_error": None}
         if failed:
-            success["last_error"] = "push failed to " + ", ".join(failed)
+            success["last_error"] = bounded("push failed to " + ", ".join(failed))
         write_status(status_file, {**success, **result})
     if failed:
         print(f"misp-sync: push failed to {', '.join(failed)}", file=sys.stderr)
