@@ -382,3 +382,68 @@ def test_zeek_intel_module(tmp_path):
     assert "192.0.2.77" not in path.read_text() and "198.51.100.0/24" in path.read_text()
     bad = run_task(tmp_path, "zeek_intel", {**base, "indicators": [{"indicator": "192.0.2.300", "type": "ADDR"}]})
     assert bad.get("failed") and "indicators[0] ('192.0.2.300'): not a valid Intel::ADDR" in bad["msg"]
+
+
+def hostile_event(info: str = "Hostile") -> dict:
+    """Values a member of a sharing community can publish, each of which broke or misled the export."""
+    values = [
+        ("user-agent", "Evil\u2028Bot"),
+        ("filename", "#payload.exe"),
+        ("ip-dst", "0.0.0.0/0"),
+        ("ip-dst", "::ffff:192.0.2.11"),
+        ("ip-src", "fe80::1%eth 0"),
+        ("domain", "partner.example"),
+        ("ip-dst", "203.0.113.5"),
+        ("domain", "ok.example"),
+    ]
+    return {
+        "Event": {
+            "info": info,
+            "published": True,
+            "publish_timestamp": str(int(time.time())),
+            "Orgc": {"name": "CIRCL"},
+            "Attribute": [{"type": t, "value": v, "to_ids": True, "category": "Network activity"} for t, v in values],
+        }
+    }
+
+
+def test_hostile_values_are_counted_and_the_policy_applies(misp_double, tmp_path, memcached):
+    misp_double.add_event(hostile_event("I" * 60000))
+    excluded = misp_double.add_event(hostile_event("Excluded"))
+    args = export_args(
+        misp_double,
+        tmp_path,
+        memcached_servers=[memcached],
+        exclude_events=[str(excluded)],
+        exclude_values=["PARTNER.example", "203.0.113.0/24"],
+    )
+    res = run_task(tmp_path, "misp_ioc_export", args)
+    assert res["changed"] is True, res
+    assert res["not_exported"] == {
+        "IPv4 network wider than /8": 1,
+        "address with zone id": 1,
+        "starts with #": 1,
+        "excluded value": 2,
+        "excluded event": 8,
+    }
+    assert res["trimmed"] == {"event info in a memcached value": 1}
+    text = (tmp_path / "misp.intel").read_text()
+    assert [line.split("\t")[0] for line in text.split("\n")[1:-1]] == ["192.0.2.11", "Evil Bot", "ok.example"]
+    client = Client(tuple(memcached.split(":")))
+    assert len(json.loads(client.get("ip-dst-192.0.2.11"))["misp"][0]["info"]) == 256
+    client.close()
+
+
+def test_an_empty_answer_after_a_full_one_is_refused_unless_forced(loaded, tmp_path):
+    double = loaded[0]
+    args = export_args(double, tmp_path)
+    assert run_task(tmp_path, "misp_ioc_export", args)["changed"] is True
+    before = (tmp_path / "misp.intel").read_bytes()
+    wrong_filter = dict(args, event_ids=["999999"])
+    res = run_task(tmp_path, "misp_ioc_export", wrong_filter)
+    assert res.get("failed") is True
+    assert re.search(r"has 0 intel rows where the last one had \d+ .* \(force: true\)$", res["msg"]), res["msg"]
+    assert (tmp_path / "misp.intel").read_bytes() == before
+    assert run_task(tmp_path, "misp_ioc_export", wrong_filter, check=True).get("failed") is True
+    forced = run_task(tmp_path, "misp_ioc_export", dict(wrong_filter, force=True))
+    assert forced["changed"] is True and forced["intel_rows"] == 0
