@@ -242,7 +242,8 @@ class _Exclusions:
             parsed = _ip(entry.strip())
             if parsed is not None and parsed[1] == SUBNET:
                 self.networks.append(ipaddress.ip_network(parsed[0]))
-            self.values.add(parsed[0] if parsed is not None else entry.strip().lower())
+            # As the indicators are compared: addresses normalised, URLs without their scheme.
+            self.values.add(parsed[0] if parsed is not None else _SCHEME.sub("", entry.strip()).lower())
         self.minimum = {4: policy.min_prefix_ipv4, 6: policy.min_prefix_ipv6}
 
     def event(self, event: Mapping[str, Any]) -> bool:
@@ -251,7 +252,7 @@ class _Exclusions:
         )
 
     def value(self, indicator: str, zeek_type: str) -> bool:
-        if indicator.lower() in self.values or indicator in self.values:
+        if indicator.lower() in self.values:
             return True
         if self.networks and zeek_type in (ADDR, SUBNET):
             net = ipaddress.ip_network(indicator)

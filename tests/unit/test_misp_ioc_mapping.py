@@ -417,7 +417,7 @@ def test_networks_wider_than_the_minimum_prefix_are_skipped():
 def test_excluded_events_and_values_are_not_exported():
     policy = Policy(
         exclude_events=("43", "5E1B0C8A-0000-4000-8000-000000000044"),
-        exclude_values=("Partner.Example", "192.0.2.0/24", "2001:DB8::1", "evil.example/login"),
+        exclude_values=("Partner.Example", "192.0.2.0/24", "2001:DB8::1", "HTTPS://evil.example/login"),
     )
     mapper = Mapper("https://m", "MISP", {}, policy)
     for event_id in ("42", "43", "44"):
