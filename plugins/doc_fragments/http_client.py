@@ -54,9 +54,11 @@ options:
     type: int
     default: 3
 notes:
-  - Redirects are followed; the credentials (and a client certificate) are only sent to
-    the scheme, host and port of the configured URLs, never to another place a redirect
-    points to.
+  - Redirects are followed only within the scheme, host and port of the configured URLs;
+    a redirect anywhere else fails, naming both URLs, so that the credentials (and a client
+    certificate) are never sent there. Set the URL to where the service answers.
+  - An answer that is not the JSON the API gives (an HTML page of a web server or proxy at
+    a wrong URL, say) fails the task, naming the URL, the status and the start of the body.
   - Talks plain HTTP(S) with Python's standard library; no client library is needed on
     the host that runs the module (usually the controller, with C(delegate_to) or a
     local connection).

@@ -220,15 +220,16 @@ class KibanaClient:
             text = f"{self.product} at {self.url}: {what} answered HTTP {status}: {message}"
         return KibanaError(text, status=status, body=payload)
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
+    def json(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> dict | None:
+        """The JSON object of the answer (None for a 404 when ``missing_ok``); KibanaError
+        when the body is anything else (a proxy's HTML page, say)."""
+        response = self.request(method, path, ok=(200, 404) if missing_ok else (200,), **kwargs)
+        if response.status == 404:
+            return None
         try:
-            return response.json()
-        except ValueError:
-            raise KibanaError(
-                f"{self.product} at {self.url}: {method} {path} answered something that is not JSON: "
-                f"{self.redact(shorten(response.text, 200))}"
-            ) from None
+            return response.json_object()
+        except TransportError as exc:
+            raise KibanaError(f"{self.product} at {self.redact(str(exc))}", status=response.status) from None
 
     # ----------------------------------------------------------------- APIs
     def check_space(self, space: str | None) -> None:
@@ -252,7 +253,7 @@ class KibanaClient:
             return []
         body = [{"type": o["type"], "id": o["id"]} for o in objects]
         data = self.json("POST", "/api/saved_objects/_bulk_get", space=space, json_body=body, idempotent=True)
-        found = data.get("saved_objects") if isinstance(data, dict) else None
+        found = data.get("saved_objects")
         if not isinstance(found, list) or len(found) != len(body):
             raise KibanaError(f"{self.product} at {self.url}: unexpected _bulk_get answer: {shorten(data, 200)}")
         return found
@@ -264,7 +265,7 @@ class KibanaClient:
         data = self.json(
             "POST", "/api/saved_objects/_import", space=space, query=query, body=body, content_type=content_type
         )
-        if not isinstance(data, dict) or "success" not in data:
+        if "success" not in data:
             raise KibanaError(f"{self.product} at {self.url}: unexpected _import answer: {shorten(data, 200)}")
         return data
 

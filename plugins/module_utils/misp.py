@@ -66,6 +66,13 @@ def connect(
 def _describe(url: str, exc: BaseException, key: str) -> str:
     text = _redact(str(exc), key)
     if isinstance(exc, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        # OpenSSL's "Hostname mismatch" / "IP address mismatch", or urllib3's own "doesn't match".
+        if any(mark in text for mark in ("Hostname mismatch", "IP address mismatch", "doesn't match")):
+            return (
+                f"MISP at {url}: the TLS certificate's names do not match the host "
+                f"{requests.compat.urlparse(url).hostname} ({text}); use a host name the certificate was "
+                "issued for, or a certificate that lists this one among its subject alternative names"
+            )
         return (
             f"MISP at {url}: TLS certificate verification failed ({text}); set ca_path to the CA bundle that signed it"
         )

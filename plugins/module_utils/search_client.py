@@ -22,6 +22,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from ansible_collections.wlcg.soc.plugins.module_utils.transport import (
+    Response,
     Transport,
     TransportError,
     Unavailable,
@@ -174,8 +175,8 @@ class SearchClient:
     def _who(self) -> str:
         return self.transport.identity or "anonymous access (no username or api_key given)"
 
-    def raw(self, method: str, path: str, body: Any = None, params: dict | None = None) -> tuple[int, Any, Any]:
-        """The first answer that is not worth retrying: (status, body, headers)."""
+    def send(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Response:
+        """The first answer that is not worth retrying."""
         data, headers = None, {}
         if body is not None:
             data = json.dumps(body).encode()
@@ -199,7 +200,20 @@ class SearchClient:
         except TransportError as exc:
             raise SearchError(self.redact(str(exc))) from None
         self.last_host = response.base
+        return response
+
+    def raw(self, method: str, path: str, body: Any = None, params: dict | None = None) -> tuple[int, Any, Any]:
+        """The first answer that is not worth retrying: (status, body, headers)."""
+        response = self.send(method, path, body, params)
         return response.status, response.data(), response.headers
+
+    def json_object(self, response: Response) -> dict:
+        """The JSON object of a successful answer; SearchError when the body is anything else
+        (a proxy's HTML page, say), never a text to compare or to report as a change."""
+        try:
+            return response.json_object()
+        except TransportError as exc:
+            raise SearchError(self.redact(str(exc)), response.status) from None
 
     def request(
         self,
@@ -208,15 +222,15 @@ class SearchClient:
         body: Any = None,
         params: dict | None = None,
         missing_ok: bool = False,
-    ) -> Any:
-        """The parsed JSON answer of a successful request; None for a 404 when
-        ``missing_ok``; SearchError otherwise, with the server's reason."""
-        status, data, _headers = self.raw(method, path, body, params)
-        if 200 <= status < 300:
-            return data
-        if status == 404 and missing_ok:
+    ) -> dict | None:
+        """The JSON object of a successful answer; None for a 404 when ``missing_ok``;
+        SearchError otherwise, with the server's reason."""
+        response = self.send(method, path, body, params)
+        if 200 <= response.status < 300:
+            return self.json_object(response)
+        if response.status == 404 and missing_ok:
             return None
-        self.fail(method, path, status, data)
+        self.fail(method, path, response.status, response.data())
 
     def fail(self, method: str, path: str, status: int, data: Any):
         """Raise the SearchError for an unsuccessful answer, with the server's reason."""
@@ -242,10 +256,13 @@ class SearchClient:
 
     def detect(self) -> dict:
         """Which engine and version answer (``GET /``); the ``engine`` option wins."""
-        status, data, headers = self.raw("GET", "/")
+        response = self.send("GET", "/")
+        status, data, headers = response.status, response.data(), response.headers
         if status == 401:
             self.fail("GET", "/", status, data)  # names the user
         product = (headers.get("X-Elastic-Product") if headers else None) or ""
+        if status == 200:
+            self.json_object(response)  # an HTML page, say: a wrong URL, which setting engine would not mend
         if status == 200 and isinstance(data, dict) and isinstance(data.get("version"), dict):
             version = data["version"]
             detected = "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
@@ -282,14 +299,12 @@ class SearchClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 self.transport.sleep(self.transport.delay(attempt))
-            code, data, _headers = self.raw(
-                "GET", "_cluster/health", params={"wait_for_status": status, "timeout": f"{wait}ms"}
-            )
-            if code == 403:
+            response = self.send("GET", "_cluster/health", params={"wait_for_status": status, "timeout": f"{wait}ms"})
+            if response.status == 403:
                 return None
-            if code not in (200, 408) or not isinstance(data, dict):
-                self.fail("GET", "_cluster/health", code, data)
-            last = data
+            if response.status not in (200, 408):
+                self.fail("GET", "_cluster/health", response.status, response.data())
+            data = last = self.json_object(response)
             self.cluster_name = data.get("cluster_name", self.cluster_name)
             if HEALTH_ORDER.get(data.get("status"), -1) >= HEALTH_ORDER[status]:
                 return data

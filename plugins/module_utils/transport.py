@@ -21,10 +21,14 @@ service's base URLs and credentials and sends requests with one set of rules:
   whole answer), not only each wait on the socket: a server that trickles or stalls is
   cut off at the deadline;
 * redirects are followed (GET and HEAD on 301, 302, 303; any method on 307 and 308), at
-  most ``MAX_REDIRECTS`` times; credentials (the ``Authorization`` header and the client
-  certificate) go only to the origins (scheme, host and port) of the configured URLs;
+  most ``MAX_REDIRECTS`` times, and only within the origins (scheme, host and port) of the
+  configured URLs, so that the credentials (the ``Authorization`` header and the client
+  certificate) go nowhere else: a redirect to another origin is refused, naming both URLs
+  (for an admin API it means a wrong URL);
 * answers are read up to ``max_body`` bytes; server text quoted in a message is cut to
-  ``MESSAGE_LIMIT`` characters.
+  ``MESSAGE_LIMIT`` characters; ``Response.json_object`` refuses an answer that is not the
+  JSON object an API call expects (an HTML page of a proxy, say), with the URL, the status
+  and an excerpt.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from typing import Any, Callable
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 RETRY_STATUSES = (429, 502, 503, 504)
+# OpenSSL's verification results for a certificate valid for other names than the host.
+NAME_MISMATCH_CODES = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 # Answers in which the server says it did not handle the request: any method may be repeated.
 REFUSED_STATUSES = (429, 503)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -52,6 +58,7 @@ BACKOFF_CAP = 30.0
 MAX_REDIRECTS = 5
 MAX_BODY = 64 * 1024 * 1024
 MESSAGE_LIMIT = 1000
+EXCERPT_LIMIT = 200
 USER_AGENT = "wlcg.soc"
 REDACTED = "********"
 
@@ -149,15 +156,19 @@ def retry_after(value: str | None) -> float | None:
 
 class Response:
     """One HTTP answer: ``status``, ``headers`` (case-insensitive), ``body`` (bytes), the
-    ``base`` URL that served it and the ``url`` it finally came from."""
+    ``base`` URL that served it, the ``url`` it finally came from and the ``method`` that
+    asked for it."""
 
-    def __init__(self, status: int, headers: Any, body: bytes, base: str, url: str, attempts: int = 1):
+    def __init__(
+        self, status: int, headers: Any, body: bytes, base: str, url: str, attempts: int = 1, method: str = "GET"
+    ):
         self.status = status
         self.headers = headers
         self.body = body
         self.base = base
         self.url = url
         self.attempts = attempts
+        self.method = method
 
     @property
     def text(self) -> str:
@@ -175,6 +186,25 @@ class Response:
             return self.json()
         except ValueError:
             return self.text
+
+    def json_object(self) -> dict:
+        """The body as the JSON object API calls answer with; TransportError naming the URL,
+        the status and an excerpt of the body when it is anything else."""
+        try:
+            data = self.json()
+        except ValueError:
+            kind = self.headers.get("Content-Type") if self.headers else None
+            found = f"a body that is not JSON ({kind or 'no Content-Type'})"
+        else:
+            if isinstance(data, dict):
+                return data
+            kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+            found = "an empty body" if data is None else f"JSON that is not an object ({kinds[type(data)]})"
+        excerpt = shorten(" ".join(self.text.split()), EXCERPT_LIMIT)
+        raise TransportError(
+            f"{display_url(self.url)}: {self.method} answered HTTP {self.status} with {found} where a JSON "
+            f"object was expected{': ' + excerpt if excerpt else ''}; is the URL the service's API?"
+        )
 
 
 class _Failure(Exception):
@@ -231,7 +261,7 @@ class Transport:
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._origins = {_origin(u) for u in self.urls}
         self._tls_options = (ca_path, validate_certs, client_cert, client_key)
-        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._ssl_context: ssl.SSLContext | None = None
         self._secrets: list[str] = [s for s in (password, api_key, token) if s]
         self.auth: str | None = None
         self.identity: str | None = None  # who the credentials are, for messages; None: anonymous
@@ -253,7 +283,7 @@ class Transport:
         elif token:
             self.auth, self.identity = f"Bearer {token}", "the service account token"
         if client_cert:
-            self._context(True)  # a certificate that does not load fails now, not at the first request
+            self._context()  # a certificate that does not load fails now, not at the first request
         # Echoed secrets may come back JSON-escaped or URL-encoded.
         variants = set()
         for secret in self._secrets:
@@ -280,9 +310,9 @@ class Transport:
 
     # -- TLS ----------------------------------------------------------------------
 
-    def _context(self, trusted: bool) -> ssl.SSLContext:
-        """The TLS context; the client certificate only goes to the configured origins."""
-        if trusted not in self._contexts:
+    def _context(self) -> ssl.SSLContext:
+        """The TLS context (requests go to the configured origins only, see ``_exchange``)."""
+        if self._ssl_context is None:
             ca_path, validate_certs, client_cert, client_key = self._tls_options
             if validate_certs:
                 try:
@@ -293,13 +323,13 @@ class Transport:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            if client_cert and trusted:
+            if client_cert:
                 try:
                     ctx.load_cert_chain(client_cert, client_key)
                 except (OSError, ssl.SSLError) as exc:
                     raise TransportError(f"client_cert/client_key: cannot load {client_cert}: {exc}") from None
-            self._contexts[trusted] = ctx
-        return self._contexts[trusted]
+            self._ssl_context = ctx
+        return self._ssl_context
 
     # -- requests -----------------------------------------------------------------
 
@@ -382,15 +412,14 @@ class Transport:
     def _exchange(self, method: str, base: str, url: str, body: bytes | None, extra: Mapping[str, str]) -> Response:
         """One request and its redirects, within ``timeout`` as a whole."""
         deadline = time.monotonic() + self.timeout
+        headers = dict(self.headers, **extra)
+        if self.auth:
+            headers["Authorization"] = self.auth
         for _hop in range(MAX_REDIRECTS + 1):
-            trusted = _origin(url) in self._origins
-            headers = dict(self.headers, **extra)
-            if self.auth and trusted:
-                headers["Authorization"] = self.auth
-            status, rheaders, data = self._once(method, url, body, headers, deadline, trusted)
+            status, rheaders, data = self._once(method, url, body, headers, deadline)
             location = rheaders.get("Location")
             if status not in (301, 302, 303, 307, 308) or not location:
-                return Response(status, rheaders, data, base, url)
+                return Response(status, rheaders, data, base, url, method=method)
             if status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 raise TransportError(
                     f"{display_url(url)} redirects the {method} elsewhere (HTTP {status}, to "
@@ -399,11 +428,17 @@ class Transport:
             new = urljoin(url, location)
             if urlsplit(new).scheme not in ("http", "https"):
                 raise TransportError(f"{display_url(url)} redirects to {display_url(new)!r}, which is not http(s)")
+            if _origin(new) not in self._origins:
+                raise TransportError(
+                    f"{display_url(url)} redirects (HTTP {status}) to {display_url(new)}, which differs in scheme, "
+                    "host or port from the configured URLs; not followed, so that the credentials go nowhere "
+                    "else: set the URL to where the service answers"
+                )
             url = new
         raise TransportError(f"{display_url(url)}: more than {MAX_REDIRECTS} redirects")
 
     def _once(
-        self, method: str, url: str, body: bytes | None, headers: dict, deadline: float, trusted: bool
+        self, method: str, url: str, body: bytes | None, headers: dict, deadline: float
     ) -> tuple[int, Any, bytes]:
         """One HTTP exchange, cut off at ``deadline``. Raises _Failure when there is no answer."""
         parts = urlsplit(url)
@@ -412,7 +447,7 @@ class Transport:
             raise _Failure(f"no complete answer within {self.timeout:g}s", sent=True)
         if parts.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=remaining, context=self._context(trusted)
+                parts.hostname, parts.port, timeout=remaining, context=self._context()
             )
         else:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=remaining)
@@ -461,6 +496,12 @@ class Transport:
                 raise _Failure(f"no complete answer within {self.timeout:g}s", sent=True)
             return resp.status, resp.headers, b"".join(chunks)
         except ssl.SSLCertVerificationError as exc:
+            if exc.verify_code in NAME_MISMATCH_CODES:
+                raise TransportError(
+                    f"{display_url(url)}: the TLS certificate's names do not match the host {parts.hostname} "
+                    f"({exc.verify_message}); use a host name the certificate was issued for, or a certificate "
+                    "that lists this one among its subject alternative names"
+                ) from None
             raise TransportError(
                 f"{display_url(url)}: TLS certificate verification failed ({exc.verify_message or exc}); "
                 "set ca_path to the CA bundle that signed its certificate"

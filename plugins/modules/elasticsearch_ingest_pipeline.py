@@ -127,9 +127,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
 
 def read(client, pipeline_id):
     data = client.request("GET", f"_ingest/pipeline/{path_part(pipeline_id)}", missing_ok=True)
-    if not isinstance(data, dict):
-        return None
-    return data.get(pipeline_id)
+    return None if data is None else data.get(pipeline_id)
 
 
 def main():

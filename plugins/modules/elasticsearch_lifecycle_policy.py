@@ -168,7 +168,7 @@ class Ilm:
 
     def read(self):
         data = self.client.request("GET", self.path, missing_ok=True)
-        if not isinstance(data, dict) or self.name_ not in data:
+        if data is None or self.name_ not in data:
             return None
         return data[self.name_].get("policy") or {}
 
@@ -187,7 +187,7 @@ class Ism:
 
     def read(self):
         data = self.client.request("GET", self.path, missing_ok=True)
-        if not isinstance(data, dict) or "policy" not in data:
+        if data is None or "policy" not in data:
             return None
         self.seq_no, self.primary_term = data.get("_seq_no"), data.get("_primary_term")
         return data["policy"]

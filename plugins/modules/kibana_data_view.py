@@ -164,12 +164,9 @@ class KibanaDataViews:
         self.space = space
 
     def get(self, ident):
-        response = self.client.request(
-            "GET", f"/api/data_views/data_view/{quote(ident, safe='')}", space=self.space, ok=(200, 404)
-        )
-        if response.status == 404:
-            return None
-        return (response.json() or {}).get("data_view")
+        path = f"/api/data_views/data_view/{quote(ident, safe='')}"
+        data = self.client.json("GET", path, space=self.space, missing_ok=True)
+        return None if data is None else data.get("data_view")
 
     def find(self, name):
         listing = self.client.json("GET", "/api/data_views", space=self.space).get("data_view") or []
@@ -217,8 +214,8 @@ class DashboardsIndexPatterns:
 
     def get(self, ident):
         path = f"/api/saved_objects/index-pattern/{quote(ident, safe='')}"
-        response = self.client.request("GET", path, ok=(200, 404))
-        return None if response.status == 404 else self._flat(response.json() or {})
+        data = self.client.json("GET", path, missing_ok=True)
+        return None if data is None else self._flat(data)
 
     def find(self, title):
         query = {"type": "index-pattern", "search_fields": "title", "search": json.dumps(title), "per_page": 1000}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from module_runner import run_task, run_tasks
+from page_server import PageServer
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -408,3 +409,36 @@ def test_red_cluster_fails_clearly(search_node, tmp_path):
         assert stored(node, "_ingest/pipeline/p") in (None, {})
     finally:
         node.call("DELETE", "red-probe")
+
+
+# -- answers that are not the API's ------------------------------------------------------
+
+# Each module's arguments, and the API path it reads first.
+HTML_CASES = {
+    "ingest_pipeline": ({"id": "zeek", "body": {"processors": []}}, "/_ingest/pipeline/zeek"),
+    "lifecycle_policy": (
+        {"name": "zeek", "policy": {"phases": {"delete": {"min_age": "30d", "actions": {"delete": {}}}}}},
+        "/_ilm/policy/zeek",
+    ),
+    "index_template": ({"name": "zeek", "body": {"index_patterns": ["zeek-*"]}}, "/_index_template/zeek"),
+}
+
+
+@pytest.mark.parametrize("module", list(HTML_CASES))
+@pytest.mark.parametrize("routed", [False, True], ids=["every-path", "api-paths"])
+def test_an_html_page_with_200_fails_and_changes_nothing(tmp_path, module, routed):
+    """A web server at the URL (every path), or a proxy that passes only the engine's root and
+    health through: a 200 with HTML is no answer of the API, not something to compare or change."""
+    engine = {"/": {"cluster_name": "soc", "version": {"number": "8.19.0"}}, "/_cluster/health": {"status": "green"}}
+    args, api_path = HTML_CASES[module]
+    with PageServer(engine if routed else None) as server:
+        res, _out = run_task(tmp_path, f"elasticsearch_{module}", {**args, "hosts": [server.url], "retries": 0})
+        methods = {method for method, _path in server.seen}
+    assert res["failed"] is True and res["changed"] is False, res
+    where = f"{server.url}{api_path if routed else ''}"
+    assert (
+        f"{where}: GET answered HTTP 200 with a body that is not JSON (text/html) where a JSON object was expected"
+        in res["msg"]
+    ), res["msg"]
+    assert "Welcome to nginx!" in res["msg"] and "set engine" not in res["msg"]
+    assert methods == {"GET"}  # nothing written

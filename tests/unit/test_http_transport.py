@@ -256,41 +256,92 @@ def test_the_deadline_holds_for_every_attempt(tr, serve):
 # -- redirects ------------------------------------------------------------------------
 
 
-def test_credentials_follow_a_redirect_on_the_same_origin_only(tr, serve):
+def test_a_redirect_is_followed_on_the_same_origin_only(tr, serve):
     other = serve()
     home = serve(
         [
-            redirect(302, "/moved"),  # same origin: with credentials
-            redirect(307, f"{other.url}/elsewhere"),  # another port: without
-            redirect(308, f"http://localhost:{other.port}/by-name"),  # another host name: without
+            redirect(302, "/moved"),  # same origin: followed, with the credentials
+            answer(200, {"ok": True}),
+            redirect(307, f"{other.url}/elsewhere"),  # another port
+            redirect(308, f"http://localhost:{other.port}/by-name"),  # another host name
+            redirect(301, f"https://127.0.0.1:{other.port}/tls"),  # another scheme
         ]
     )
     client = transport(tr, home.url, username="soc", password="s3cret-pass")  # noqa: S106 - made up
-    for _round in range(3):
-        assert client.request("GET", "/x").status == 200
-    auth = client.auth
-    assert home.seen == [("GET", "/x", auth), ("GET", "/moved", auth), ("GET", "/x", auth), ("GET", "/x", auth)]
-    assert other.seen == [("GET", "/elsewhere", None), ("GET", "/by-name", None)]
-
-
-def test_a_redirect_between_configured_urls_keeps_the_credentials(tr, serve):
-    second = serve()
-    first = serve([redirect(307, f"{second.url}/y")])
-    client = transport(tr, [first.url, second.url], api_key="a2V5LWlkOmtleS1zZWNyZXQ=")
-    assert client.request("PUT", "/x", body=b"{}").status == 200
-    assert second.seen == [("PUT", "/y", "ApiKey a2V5LWlkOmtleS1zZWNyZXQ=")]
-
-
-def test_a_post_is_not_turned_into_a_get_and_loops_end(tr, serve):
-    server = serve([redirect(301, "/new")])
-    with pytest.raises(
-        tr.TransportError, match=r"redirects the POST elsewhere \(HTTP 301, to http://127.0.0.1:\d+/new\)"
+    assert client.request("GET", "/x").status == 200
+    assert home.seen == [("GET", "/x", client.auth), ("GET", "/moved", client.auth)]
+    for target in (
+        f"{other.url}/elsewhere",
+        f"http://localhost:{other.port}/by-name",
+        f"https://127.0.0.1:{other.port}/tls",
     ):
-        transport(tr, server.url).request("POST", "/x", body=b"{}")
-    loop = serve([redirect(302, "/again")] * 10)
-    with pytest.raises(tr.TransportError, match="more than 5 redirects"):
-        transport(tr, loop.url).request("GET", "/x")
-    assert len(loop.seen) == 6
+        with pytest.raises(tr.TransportError) as caught:
+            client.request("GET", "/x")
+        assert str(caught.value).startswith(f"{home.url}/x redirects (HTTP 30")
+        assert f"to {target}, which differs in scheme, host or port from the configured URLs" in str(caught.value)
+    assert other.seen == []
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{"username": "soc", "password": "s3cret-pass"}, {"api_key": "a2V5LWlkOmtleS1zZWNyZXQ="}],
+    ids=["basic", "api_key"],
+)
+def test_the_clients_send_no_credentials_to_another_origin(serve, credentials):
+    """Each client at a server that redirects to another port of 127.0.0.1, which records
+    what reaches it."""
+    from ansible_collections.wlcg.soc.plugins.module_utils.kibana import KibanaClient, KibanaError
+    from ansible_collections.wlcg.soc.plugins.module_utils.search_client import SearchClient, SearchError
+
+    other = serve()
+    search = serve([redirect(302, f"{other.url}/")])
+    kibana = serve([redirect(302, f"{other.url}/api/status")])
+    with pytest.raises(SearchError) as caught:
+        SearchClient(hosts=[search.url], retries=0, **credentials).detect()
+    assert f"{search.url} redirects (HTTP 302) to {other.url}, which differs" in str(caught.value)
+    with pytest.raises(KibanaError) as caught:
+        KibanaClient(kibana.url, retries=0, **credentials).request("GET", "/api/status")
+    assert f"{kibana.url}/api/status redirects (HTTP 302) to {other.url}/api/status, which" in str(caught.value)
+    assert other.seen == []  # neither the request nor its Authorization header got there
+
+
+# -- answers that are not JSON objects ------------------------------------------------------
+
+
+def page(body, content_type):
+    def step(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return step
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "found"),
+    [
+        (b"<html>\n<body>Welcome to nginx!</body>\n</html>", "text/html", "a body that is not JSON (text/html)"),
+        (b'["not", "an", "object"]', "application/json", "JSON that is not an object (an array)"),
+        (b"", "application/json", "an empty body"),
+    ],
+    ids=["html", "array", "empty"],
+)
+def test_a_200_that_is_not_a_json_object_fails_with_url_status_and_excerpt(serve, body, content_type, found):
+    from ansible_collections.wlcg.soc.plugins.module_utils.kibana import KibanaClient, KibanaError
+    from ansible_collections.wlcg.soc.plugins.module_utils.search_client import SearchClient, SearchError
+
+    server = serve([page(body, content_type)] * 2)
+    excerpt = body.decode().replace("\n", " ")
+    expected = f"{server.url}/api/x: GET answered HTTP 200 with {found} where a JSON object was expected"
+    with pytest.raises(SearchError) as caught:
+        SearchClient(hosts=[server.url], retries=0).request("GET", "api/x", missing_ok=True)
+    assert str(caught.value).startswith(expected) and excerpt in str(caught.value)
+    assert caught.value.status == 200
+    with pytest.raises(KibanaError) as caught:
+        KibanaClient(server.url, retries=0).json("GET", "/api/x")
+    assert str(caught.value).startswith(f"Kibana at {expected}") and excerpt in str(caught.value)
 
 
 # -- size, message length, CA, secrets ------------------------------------------------------
@@ -354,7 +405,7 @@ def test_ca_path_must_be_a_readable_file(tr, tmp_path):
 
 def test_verification_is_on_by_default(tr):
     client = tr.Transport(["https://127.0.0.1:1"])
-    assert client._context(True).verify_mode == ssl.CERT_REQUIRED and client._context(True).check_hostname
+    assert client._context().verify_mode == ssl.CERT_REQUIRED and client._context().check_hostname
 
 
 def test_secrets_are_redacted_in_every_form(tr, serve):

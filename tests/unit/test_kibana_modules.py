@@ -11,6 +11,7 @@ import time
 import pytest
 from kibana_double import DASHBOARDS_EXPORT, KIBANA_EXPORT
 from module_runner import run_task
+from page_server import PageServer
 
 pytestmark = pytest.mark.usefixtures("collections_path")
 
@@ -345,3 +346,25 @@ def test_objects_that_kibana_migrated_are_reported(kibana_api, tmp_path):
     res, _out = run_task(tmp_path, "kibana_saved_objects", conn(kibana_api, objects=[old]))
     assert res["updated"] == ["dashboard:wlcg-soc-zeek-overview"]
     assert any("typeMigrationVersion 8.9.0, the file has 7.17.3" in w for w in res["warnings"]), res
+
+
+# ------------------------------------------------------------------ answers that are not the API's
+
+HTML_CASES = {
+    "saved_objects": ("kibana_saved_objects", {"objects": [{"type": "dashboard", "id": "d", "attributes": {}}]}),
+    "data_view": ("kibana_data_view", {"id": "zeek", "title": "zeek-*"}),
+    "index_pattern": ("kibana_data_view", {"id": "zeek", "title": "zeek-*", "engine": "opensearch"}),
+}
+
+
+@pytest.mark.parametrize("case", list(HTML_CASES))
+def test_an_html_page_with_200_fails_and_changes_nothing(tmp_path, case):
+    module, args = HTML_CASES[case]
+    with PageServer() as server:
+        res, _out = run_task(tmp_path, module, {**args, "url": server.url, "retries": 0})
+        methods = [method for method, _path in server.seen]
+    assert res["failed"] is True and res["changed"] is False, res
+    assert res["msg"].startswith(f"{'OpenSearch Dashboards' if 'engine' in args else 'Kibana'} at {server.url}/api/")
+    assert "answered HTTP 200 with a body that is not JSON (text/html) where a JSON object was expected" in res["msg"]
+    assert "Welcome to nginx!" in res["msg"]
+    assert len(methods) == 1  # the first read fails: nothing written
