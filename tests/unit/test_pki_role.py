@@ -145,12 +145,18 @@ def test_makes_the_ca_and_a_host_certificate_once(playbook, tmp_path, facts):
     assert checked.rc == 0 and "changed=0" in checked.out, checked.out
 
 
-def run_in_inventory(tmp_path: Path, collections_path: str, play: str, extra: dict) -> tuple[str, Path]:
+def run_in_inventory(
+    tmp_path: Path, collections_path: str, play: str, extra: dict, rc: int = 0, old_ca: bool = False
+) -> tuple[str, Path]:
     """Run `play` against a site inventory (inventories/site-a/hosts.yml, localhost only) as
     the controller user whose home is tmp_path/home; returns the output and the inventory's
     directory."""
     inventory = tmp_path / "inventories/site-a"
     inventory.mkdir(parents=True)
+    if old_ca:  # a CA under the former default, <inventory>/pki
+        (inventory / "pki").mkdir()
+        (inventory / "pki/ca.key").write_text("encrypted key")
+        (inventory / "pki/ca.crt").write_text("certificate")
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     (inventory / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": local}}}))
     (tmp_path / "play.yml").write_text(play)
@@ -168,7 +174,7 @@ def run_in_inventory(tmp_path: Path, collections_path: str, play: str, extra: di
     cmd = ["ansible-playbook", "-i", str(inventory / "hosts.yml"), "play.yml", "--check", "-e", json.dumps(extra)]
     res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
     out = res.stdout + res.stderr
-    assert res.returncode == 0, out
+    assert res.returncode == rc, out
     return out, inventory
 
 
@@ -208,3 +214,11 @@ def test_pki_dir_inside_the_inventory_warns(tmp_path, collections_path, pki_dir,
     assert (warning in out) is warned, out
     if warned:
         assert "the site CA's key would be committed with it" in out, out
+
+
+def test_a_ca_under_the_former_default_is_not_replaced_unnoticed(tmp_path, collections_path):
+    extra = {"pki_ca_passphrase": "a-long-ca-passphrase-0123"}
+    out, inventory = run_in_inventory(tmp_path, collections_path, APPLY, extra, rc=2, old_ca=True)
+    assert f"but {inventory}/pki (the former default) has one: move its ca.key and ca.crt to pki_dir" in out, out
+    assert FIRST_CHANGE not in out, out
+    assert not (tmp_path / "home/.local/share/wlcg-soc").exists()
