@@ -7,6 +7,7 @@ templates into a temporary directory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -203,7 +204,8 @@ def push(tmp_path, collections_path):
         for name in sync_hosts:  # the role's install.yml makes it
             (tmp_path / name / "ssh").mkdir(parents=True, exist_ok=True)
         inventory = tmp_path / "hosts.json"
-        inventory.write_text(json.dumps({"all": {"hosts": {"sensor": local}, "children": {"misp_sync": {"hosts": hosts}}}}))
+        groups = {"misp_sync": {"hosts": hosts}}
+        inventory.write_text(json.dumps({"all": {"hosts": {"sensor": local}, "children": groups}}))
         (tmp_path / "play.yml").write_text(PUSH_PLAY)
         variables = {
             "misp_sync_sensors": ["sensor"],
@@ -233,7 +235,7 @@ def key_lines(tmp_path: Path, authorized_keys: str) -> dict[str, str]:
     checked against that host's public key."""
     lines = authorized_keys.splitlines()
     found = {}
-    for comment, line in zip(lines, lines[1:]):
+    for comment, line in itertools.pairwise(lines):
         if comment.startswith("# sync-"):
             host = comment[2:]
             public = (tmp_path / host / "ssh/id_ed25519.pub").read_text().split()[:2]
@@ -252,7 +254,9 @@ def test_push_keys_of_two_sync_hosts_coexist_restricted(push, tmp_path):
     out, keys = push()
     found = key_lines(tmp_path, keys)
     assert set(found) == {"sync-a", "sync-b"}, keys
-    receiver = 'command="/usr/bin/python3 /usr/local/libexec/wlcg-soc-intel-receive.py /var/lib/wlcg-soc/intel/misp.intel"'
+    receiver = (
+        'command="/usr/bin/python3 /usr/local/libexec/wlcg-soc-intel-receive.py /var/lib/wlcg-soc/intel/misp.intel"'
+    )
     for host, line in found.items():
         assert line.startswith(f'restrict,from="{PUSH_FROM[host]}",{receiver} ssh-ed25519 '), line
     assert (tmp_path / "sensor/.ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
@@ -267,7 +271,8 @@ def test_push_keys_of_two_sync_hosts_coexist_restricted(push, tmp_path):
     assert alone == keys
 
     # Check mode: a new address is reported, nothing is written.
-    out, checked = push(("sync-a", "sync-b"), "--check", "--limit", "sync-a", extra={"misp_sync_push_from": ["10.1.0.0/16"]})
+    nat = {"misp_sync_push_from": ["10.1.0.0/16"]}
+    out, checked = push(("sync-a", "sync-b"), "--check", "--limit", "sync-a", extra=nat)
     assert changed(out)["sync-a"] > 0, out
     assert checked == keys
 
