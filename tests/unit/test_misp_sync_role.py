@@ -7,7 +7,12 @@ templates into a temporary directory.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ import yaml
 from conftest import (
     ALMA9,
     DEBIAN12,
+    FIXTURES,
     ROOT,
     UNSUPPORTED,
     assert_platform_refused,
@@ -58,6 +64,11 @@ BAD_INPUT = [
     ({"misp_sync_min_prefix_ipv4": 33}, "misp_sync_min_prefix_ipv4 (33) must be 0-32"),
     ({"misp_sync_max_drop": 1}, "misp_sync_max_drop (1) a fraction"),
     ({"misp_sync_memory_max": "lots"}, "misp_sync_memory_max (lots) a systemd size"),
+    # An entry must not close sshd's from="..." option nor add one.
+    ({"misp_sync_push_from": ["192.0.2.1", '10.0.0.1",command="sh']}, 'misp_sync_push_from entry "10.0.0.1\\",'),
+    ({"misp_sync_push_from": ["192.0.2.1,192.0.2.2"]}, 'misp_sync_push_from entry "192.0.2.1,192.0.2.2" must be'),
+    ({"misp_sync_push_from": ["192.0.2.0/24 "]}, 'misp_sync_push_from entry "192.0.2.0/24 " must be'),
+    ({"misp_sync_push_hosts": ["nosuchsync"]}, "misp_sync_push_hosts entry nosuchsync is not a host"),
 ]
 BAD_IDS = [
     "url",
@@ -71,6 +82,10 @@ BAD_IDS = [
     "prefix",
     "drop",
     "memory",
+    "push-from-quote",
+    "push-from-comma",
+    "push-from-space",
+    "push-hosts",
 ]
 
 
@@ -158,3 +173,116 @@ def test_debian_branch_uses_the_debian_ca_bundle(playbook, tmp_path):
     out = render(playbook, tmp_path, "Debian", DEBIAN12, {})
     config = json.loads(out["misp-sync.json"])
     assert config["ca_path"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+# The push keys on the sensors (tasks/authorize.yml), run for real on this machine: two sync
+# hosts and a sensor, all local, each sync host with its own state directory and addresses.
+PUSH_PLAY = """
+- hosts: misp_sync
+  gather_facts: false
+  tasks:
+    - wlcg_soc_facts:
+        facts: "{{ fake_facts }}"
+    - ansible.builtin.include_role:
+        name: wlcg.soc.misp_sync
+        tasks_from: authorize
+"""
+SYNC_HOSTS = {
+    "sync-a": {"ansible_host": "192.0.2.11", "fake_facts": {"all_ipv4_addresses": ["192.0.2.11"]}},
+    "sync-b": {
+        "ansible_host": "sync-b.example.org",
+        "fake_facts": {"all_ipv4_addresses": ["198.51.100.12"], "all_ipv6_addresses": ["2001:db8::12", "fe80::12"]},
+        "misp_sync_push_from": ["203.0.113.0/24"],
+    },
+}
+PUSH_FROM = {"sync-a": "192.0.2.11", "sync-b": "198.51.100.12,2001:db8::12,203.0.113.0/24"}
+
+
+@pytest.fixture
+def push(tmp_path, collections_path):
+    """Run PUSH_PLAY with the sync hosts given (the misp_sync group); returns the output and
+    the sensor's authorized_keys."""
+    keys = tmp_path / "sensor/.ssh/authorized_keys"
+
+    def run(sync_hosts=("sync-a", "sync-b"), *args: str, extra: dict | None = None) -> tuple[str, str]:
+        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        hosts = {name: dict(SYNC_HOSTS[name], misp_sync_state_dir=str(tmp_path / name), **local) for name in sync_hosts}
+        for name in sync_hosts:  # the role's install.yml makes it
+            (tmp_path / name / "ssh").mkdir(parents=True, exist_ok=True)
+        inventory = tmp_path / "hosts.json"
+        groups = {"misp_sync": {"hosts": hosts}}
+        inventory.write_text(json.dumps({"all": {"hosts": {"sensor": local}, "children": groups}}))
+        (tmp_path / "play.yml").write_text(PUSH_PLAY)
+        variables = {
+            "misp_sync_sensors": ["sensor"],
+            "misp_sync_user": "root",
+            "misp_sync_sensor_user": "root",
+            "__misp_sync_sensor_home": str(tmp_path / "sensor"),
+            **(extra or {}),
+        }
+        env = dict(
+            os.environ,
+            ANSIBLE_COLLECTIONS_PATH=collections_path,
+            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_RETRY_FILES_ENABLED="0",
+        )
+        cmd = ["ansible-playbook", "-i", str(inventory), "play.yml", "-e", json.dumps(variables), *args]
+        res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        out = res.stdout + res.stderr
+        assert res.returncode == 0, out
+        return out, keys.read_text() if keys.is_file() else ""
+
+    return run
+
+
+def key_lines(tmp_path: Path, authorized_keys: str) -> dict[str, str]:
+    """The sensor's authorized_keys by sync host (the comment line before each key), each key
+    checked against that host's public key."""
+    lines = authorized_keys.splitlines()
+    found = {}
+    for comment, line in itertools.pairwise(lines):
+        if comment.startswith("# sync-"):
+            host = comment[2:]
+            public = (tmp_path / host / "ssh/id_ed25519.pub").read_text().split()[:2]
+            # The key's comment: misp_sync_user (root here) at the sync host.
+            assert line.endswith(" ".join(public) + f" root@{host}"), line
+            found[host] = line
+    assert len([line for line in lines if not line.startswith("#")]) == len(found), authorized_keys
+    return found
+
+
+def changed(out: str) -> dict[str, int]:
+    return {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", out, re.M)}
+
+
+def test_push_keys_of_two_sync_hosts_coexist_restricted(push, tmp_path):
+    out, keys = push()
+    found = key_lines(tmp_path, keys)
+    assert set(found) == {"sync-a", "sync-b"}, keys
+    receiver = (
+        'command="/usr/bin/python3 /usr/local/libexec/wlcg-soc-intel-receive.py /var/lib/wlcg-soc/intel/misp.intel"'
+    )
+    for host, line in found.items():
+        assert line.startswith(f'restrict,from="{PUSH_FROM[host]}",{receiver} ssh-ed25519 '), line
+    assert (tmp_path / "sensor/.ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "sensor/.ssh").stat().st_mode & 0o777 == 0o700
+
+    # Idempotent; a run of one sync host keeps the other's key.
+    out, again = push()
+    assert changed(out) == {"sync-a": 0, "sync-b": 0}, out
+    assert again == keys
+    out, alone = push(("sync-a", "sync-b"), "--limit", "sync-b")
+    assert changed(out) == {"sync-b": 0}, out
+    assert alone == keys
+
+    # Check mode: a new address is reported, nothing is written.
+    nat = {"misp_sync_push_from": ["10.1.0.0/16"]}
+    out, checked = push(("sync-a", "sync-b"), "--check", "--limit", "sync-a", extra=nat)
+    assert changed(out)["sync-a"] > 0, out
+    assert checked == keys
+
+    # A sync host no longer listed loses its key at the next run of another.
+    out, after = push(("sync-b",))
+    assert set(key_lines(tmp_path, after)) == {"sync-b"}, after
+    assert key_lines(tmp_path, after)["sync-b"] == found["sync-b"]

@@ -5,11 +5,22 @@ directories, then finds nothing to change on a second run.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import ALMA9, DEBIAN12, UNSUPPORTED, assert_platform_refused, checks_play, unsupported_platforms
+from conftest import (
+    ALMA9,
+    DEBIAN12,
+    FIXTURES,
+    UNSUPPORTED,
+    assert_platform_refused,
+    checks_play,
+    unsupported_platforms,
+)
 
 APPLY = """
 - hosts: localhost
@@ -132,3 +143,82 @@ def test_makes_the_ca_and_a_host_certificate_once(playbook, tmp_path, facts):
     # Check mode on the converged state predicts no change either.
     checked = make(playbook, tmp_path, facts, check=True)
     assert checked.rc == 0 and "changed=0" in checked.out, checked.out
+
+
+def run_in_inventory(
+    tmp_path: Path, collections_path: str, play: str, extra: dict, rc: int = 0, old_ca: bool = False
+) -> tuple[str, Path]:
+    """Run `play` against a site inventory (inventories/site-a/hosts.yml, localhost only) as
+    the controller user whose home is tmp_path/home; returns the output and the inventory's
+    directory."""
+    inventory = tmp_path / "inventories/site-a"
+    inventory.mkdir(parents=True)
+    if old_ca:  # a CA under the former default, <inventory>/pki
+        (inventory / "pki").mkdir()
+        (inventory / "pki/ca.key").write_text("encrypted key")
+        (inventory / "pki/ca.crt").write_text("certificate")
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    (inventory / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": local}}}))
+    (tmp_path / "play.yml").write_text(play)
+    env = {k: v for k, v in os.environ.items() if k != "XDG_DATA_HOME"}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        ANSIBLE_COLLECTIONS_PATH=collections_path,
+        ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+        ANSIBLE_FACTS_MODULES="fake_facts",
+        WLCG_SOC_FAKE_FACTS=json.dumps(DEBIAN12),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+    )
+    cmd = ["ansible-playbook", "-i", str(inventory / "hosts.yml"), "play.yml", "--check", "-e", json.dumps(extra)]
+    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode == rc, out
+    return out, inventory
+
+
+def test_default_pki_dir_is_outside_the_inventory(tmp_path, collections_path):
+    """The CA's key would be committed with an inventory that holds it: the default is the
+    controller user's data directory, one per inventory, named after it."""
+    play = f"""
+- hosts: localhost
+  gather_facts: false
+  vars_files:
+    - {Path(__file__).resolve().parents[2]}/roles/pki/defaults/main.yml
+  tasks:
+    - ansible.builtin.debug:
+        msg: "pki_dir=[{{{{ pki_dir }}}}]"
+"""
+    out, inventory = run_in_inventory(tmp_path, collections_path, play, {})
+    resolved = out.split("pki_dir=[", 1)[1].split("]", 1)[0]
+    assert resolved == str(tmp_path / "home/.local/share/wlcg-soc/pki/site-a"), out
+    assert not Path(resolved).resolve().is_relative_to(inventory.resolve())
+
+
+@pytest.mark.parametrize(
+    ("pki_dir", "warned"),
+    [
+        ("{{ inventory_dir }}/pki", True),
+        ("{{ inventory_dir }}/./group_vars/../pki", True),
+        # The lab's: beside the repository's inventories, not in one.
+        ("{{ inventory_dir }}/../../.lab/pki", False),
+        (None, False),
+    ],
+    ids=["in-inventory", "in-inventory-indirect", "lab", "default"],
+)
+def test_pki_dir_inside_the_inventory_warns(tmp_path, collections_path, pki_dir, warned):
+    extra = {"pki_ca_passphrase": "a-long-ca-passphrase-0123"} | ({"pki_dir": pki_dir} if pki_dir else {})
+    out, inventory = run_in_inventory(tmp_path, collections_path, checks_play("pki"), extra)
+    warning = f"[WARNING] pki_dir ({inventory}/"
+    assert (warning in out) is warned, out
+    if warned:
+        assert "the site CA's key would be committed with it" in out, out
+
+
+def test_a_ca_under_the_former_default_is_not_replaced_unnoticed(tmp_path, collections_path):
+    extra = {"pki_ca_passphrase": "a-long-ca-passphrase-0123"}
+    out, inventory = run_in_inventory(tmp_path, collections_path, APPLY, extra, rc=2, old_ca=True)
+    assert f"but {inventory}/pki (the former default) has one: move its ca.key and ca.crt to pki_dir" in out, out
+    assert FIRST_CHANGE not in out, out
+    assert not (tmp_path / "home/.local/share/wlcg-soc").exists()

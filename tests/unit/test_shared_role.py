@@ -126,6 +126,36 @@ def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_p
     assert "c2l0ZS1rZXktbWF0ZXJpYWw" not in res.out, res.out
 
 
+@pytest.mark.parametrize("replaced", [False, True], ids=["new", "replaced"])
+def test_site_key_stays_out_of_diff(playbook, tmp_path, monkeypatch, replaced):
+    """--diff shows a copied file's content: the site's key (new, or replacing another) stays out."""
+    body = "c2l0ZS1rZXktbWF0ZXJpYWwtZm9yLWRpZmY"
+    key = f"-----BEGIN PRIVATE KEY-----\n{body}=\n-----END PRIVATE KEY-----\n"
+    old = "-----BEGIN PRIVATE KEY-----\nb2xkLWtleS1tYXRlcmlhbA==\n-----END PRIVATE KEY-----\n"
+    for name, text in {"site.crt": "CERT\n", "site.key": key, "site-ca.crt": "CA\n"}.items():
+        (tmp_path / name).write_text(text)
+    if replaced:
+        (tmp_path / "certs").mkdir()
+        (tmp_path / "certs/node.key").write_text(old)
+    args = {
+        "shared_certificates_dir": str(tmp_path / "certs"),
+        "shared_certificates_name": "node",
+        "shared_certificates_group": "root",
+        "shared_certificates_common_name": "unused",
+        "shared_certificates_site_certificate": str(tmp_path / "site.crt"),
+        "shared_certificates_site_key": str(tmp_path / "site.key"),
+        "shared_certificates_site_ca": str(tmp_path / "site-ca.crt"),
+    }
+    monkeypatch.setenv("ANSIBLE_DIFF_ALWAYS", "1")
+    res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    assert (tmp_path / "certs/node.key").read_text() == key
+    # The diff is on: the certificate's task would show one without diff: false.
+    assert "TASK [wlcg.soc.shared : Install the site's private key]" in res.out, res.out
+    for secret in (body, "PRIVATE KEY", "b2xkLWtleS1tYXRlcmlhbA"):
+        assert secret not in res.out, res.out
+
+
 def test_certificates_from_the_site_ca(playbook, tmp_path):
     args = {
         "shared_certificates_dir": str(tmp_path / "certs"),

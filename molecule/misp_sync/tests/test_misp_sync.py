@@ -1,4 +1,4 @@
-"""The threat-intel tier on four hosts: MISP double -> misp-sync -> memcached + sensor."""
+"""The threat-intel tier on five hosts: MISP double -> two sync hosts -> memcached + sensor."""
 
 from __future__ import annotations
 
@@ -58,9 +58,34 @@ def test_sensor_received_the_same_file(host, status):
     assert host.file(SENSOR_INTEL).sha256sum == sync.file(INTEL).sha256sum
     assert host.file(SENSOR_INTEL).user == "wlcg-intel"
     assert host.file(SENSOR_INTEL).mode == 0o644
-    keys = host.file("/var/lib/wlcg-intel/.ssh/authorized_keys").content_string
-    assert keys.startswith('restrict,command="/usr/bin/python3 /usr/local/libexec/wlcg-soc-intel-receive.py ')
-    assert keys.count("\n") == 1
+
+
+@pytest.mark.hosts("misp-sync-2")
+def test_the_second_sync_host_pushes_too(host, status):
+    second = wait_for_status(host)
+    assert second["last_error"] is None
+    assert second["push"] in ({"misp-sensor": "updated"}, {"misp-sensor": "unchanged"})
+    assert host.file(INTEL).sha256sum == host.get_host("podman://misp-sync").file(INTEL).sha256sum
+
+
+@pytest.mark.hosts("misp-sensor")
+def test_sensor_holds_both_keys_each_from_its_host(host, status):
+    """One line per sync host, named by a comment, for the receiver only and from the
+    addresses that host pushes from."""
+    keys = host.file("/var/lib/wlcg-intel/.ssh/authorized_keys")
+    assert keys.user == "wlcg-intel" and keys.mode == 0o600
+    lines = keys.content_string.splitlines()
+    entries = [line for line in lines if not line.startswith("#")]
+    assert len(entries) == 2, lines
+    for name in ("misp-sync", "misp-sync-2"):
+        sync = host.get_host(f"podman://{name}")
+        line = lines[lines.index(f"# {name}") + 1]
+        public = sync.file("/var/lib/wlcg-soc/misp-sync/ssh/id_ed25519.pub").content_string.split()[:2]
+        assert " ".join(public) in line
+        addresses = line.split('from="', 1)[1].split('"', 1)[0].split(",")
+        assert set(sync.check_output("hostname -I").split()) <= set(addresses), (name, line)
+        assert line.startswith('restrict,from="')
+        assert ',command="/usr/bin/python3 /usr/local/libexec/wlcg-soc-intel-receive.py ' in line
 
 
 @pytest.mark.hosts("misp-sync")
