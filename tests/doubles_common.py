@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if method != "HEAD":
-            self.wfile.write(payload)
+            self.double.send_body(self.wfile, payload, self.path)
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -116,6 +116,10 @@ class HttpDouble:
 
     def handle(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, bytes, dict]:
         raise NotImplementedError
+
+    def send_body(self, wfile: Any, payload: bytes, raw_path: str) -> None:
+        """Write the answer's body (a double may send it differently, e.g. slowly)."""
+        wfile.write(payload)
 
     def start(self) -> None:
         """Serve (again, after ``stop()``)."""

@@ -30,7 +30,8 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait for each MISP request.
+      - Seconds to wait for each connection and each read of a MISP answer, not for the
+        whole answer; C(misp_ioc_export) bounds its whole fetch with its own C(fetch_timeout).
     type: float
     default: 60
 requirements:

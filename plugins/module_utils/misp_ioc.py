@@ -7,7 +7,9 @@ Used by the ``misp_ioc_export`` module and, copied into its own venv by the
 
 Flow: page through ``/attributes/restSearch`` (PyMISP), mapping each page as it comes
 to intel rows and memcached entries; only when every page has arrived is anything
-written, so a MISP outage leaves the last good intel file and keys in place.
+written, so a MISP outage leaves the last good intel file and keys in place. The fetch
+is bounded: a MISP that pages forever, ignores the limit or trickles its answer fails
+the run (``fetch_pages``).
 The MISP-to-Zeek mapping follows MISP's own Zeek export (app/Lib/Export/ZeekExport.php).
 """
 
@@ -19,15 +21,17 @@ import json
 import os
 import re
 import socket
+import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .memcache import MemcacheError, MemcacheSink
-from .misp import MispError, call, connect
+from .misp import MispError, call, connect, watch_of
 from .zeek_intel import UNSET, clean, count_rows, encodable, read, render, same_content, write_atomic
 
 ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
@@ -90,6 +94,9 @@ MEMCACHED_UUID_MAX = 64
 # Distinct "unsupported type ..." reasons counted by name; any further ones are pooled, so a
 # hostile answer cannot grow the result (and status.json) without bound.
 MAX_TYPE_REASONS = 50
+# The fetch's bounds: pages (10 million attributes at the default page size) and seconds.
+MAX_PAGES = 1000
+FETCH_TIMEOUT = 1800.0
 DIFF_BEFORE_MAX = 1 << 20
 _SCHEME = re.compile(r"^https?://", re.IGNORECASE)
 
@@ -110,6 +117,7 @@ class Filters:
     types: tuple[str, ...] = ()
     event_ids: tuple[str, ...] = ()
     orgs: tuple[str, ...] = ()
+    enforce_warninglist: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Filters:
@@ -135,6 +143,9 @@ class Filters:
         q: dict[str, Any] = {
             "type_attribute": list(self.types) or sorted(ZEEK_MAPPING),
             "include_event_uuid": True,
+            # PyMISP sends enforceWarninglist 0/1 (0 when not given): MISP drops values on
+            # its enabled warninglists (public resolvers, top domains) when it is 1.
+            "enforce_warninglist": self.enforce_warninglist,
         }
         if self.to_ids:
             q["to_ids"] = 1
@@ -471,16 +482,112 @@ class Mapper:
             ex.keys.setdefault(f"{kind}-{first_ip[0]}", []).append(hit)
 
 
-def fetch_pages(misp: Any, filters: Filters, page_size: int) -> Iterator[list[dict[str, Any]]]:
+class _Fetcher:
+    """Runs MISP requests on one worker thread within the fetch's overall deadline.
+
+    The caller waits for each request at most until the deadline, then cuts the
+    response still being read (``ResponseWatch.abort``): a MISP that trickles a byte a
+    second cannot hold the run, whatever the per-read ``timeout``. Each request's own
+    timeout is also lowered to the time left, which bounds a MISP that stalls before
+    sending its headers.
+    """
+
+    def __init__(self, misp: Any, seconds: float | None = None):
+        self.misp = misp
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+        self.read_timeout = getattr(misp, "timeout", None)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-fetch")
+
+    def __enter__(self) -> _Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Not waiting: after abort() the worker ends at once, and a request stalled
+        # before its headers ends with its (lowered) timeout.
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def left(self) -> float | None:
+        """Seconds left; None without a deadline."""
+        return None if self.end is None else self.end - time.monotonic()
+
+    def expired(self, what: str) -> MispError:
+        return MispError(
+            f"{what}: MISP at {self.misp.root_url} did not send everything within fetch_timeout"
+            f" ({self.seconds:g} s); the fetch was cut"
+        )
+
+    def submit(self, what: str, func: Callable[[], Any]) -> Future:
+        def run() -> Any:
+            left = self.left()
+            if left is not None:
+                if left <= 0:
+                    raise self.expired(what)
+                if isinstance(self.read_timeout, (int, float)):
+                    self.misp.timeout = min(self.read_timeout, left)
+            try:
+                return func()
+            except MispError:
+                if self.left() is not None and self.left() <= 0:
+                    raise self.expired(what) from None
+                raise
+
+        return self.pool.submit(run)
+
+    def wait(self, what: str, future: Future) -> Any:
+        try:
+            left = self.left()
+            return future.result(timeout=None if left is None else max(left, 0))
+        except FutureTimeout:
+            watch = watch_of(self.misp)
+            if watch is not None:
+                watch.abort()
+            raise self.expired(what) from None
+
+    def run(self, what: str, func: Callable[[], Any]) -> Any:
+        return self.wait(what, self.submit(what, func))
+
+
+def _attribute_id(attr: Any) -> Any:
+    return (attr.get("uuid") or attr.get("id")) if isinstance(attr, dict) else None
+
+
+def _result_count(misp: Any) -> int | None:
+    watch = watch_of(misp)
+    text = watch.header("X-Result-Count") if watch is not None else None
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def fetch_pages(
+    misp: Any,
+    filters: Filters,
+    page_size: int,
+    max_pages: int = MAX_PAGES,
+    fetcher: _Fetcher | None = None,
+) -> Iterator[list[dict[str, Any]]]:
     """Attribute pages in MISP's order; MispError on any failure.
 
     While the caller maps page N, page N+1 is already being requested (one request at
-    a time, on one worker thread), so MISP's time and ours overlap. A page is only
-    requested when the one before it was full, as without the prefetch.
+    a time, on one worker thread), so MISP's time and ours overlap.
+
+    When to ask for another page: MISP's X-Result-Count is not the total when a limit
+    is set (MISP issue #9422): it counts the page's rows before warninglist filtering,
+    plus one when the page came full. So a page is followed by another when it is full,
+    or when MISP announced a full page (>= page_size) that warninglists thinned out;
+    without the header (or with a page_size of 1), only a full page is.
+
+    A misbehaving MISP fails the fetch instead of looping: a page with more rows than
+    asked for (the limit ignored) or than its X-Result-Count announced; a page seen
+    before (the page parameter ignored); a full page beyond the pages an announced total
+    (an X-Result-Count above page_size + 1, which MISP's per-page count never is) needs;
+    a full page number ``max_pages``; and, with ``fetcher``, running out of time.
     """
     query = filters.query()
 
-    def get(page: int) -> list[dict[str, Any]]:
+    def get(page: int) -> tuple[list[dict[str, Any]], int | None]:
         result = call(
             misp,
             f"attributes restSearch page {page}",
@@ -495,18 +602,50 @@ def fetch_pages(misp: Any, filters: Filters, page_size: int) -> Iterator[list[di
         attrs = result.get("Attribute") if isinstance(result, dict) else None
         if not isinstance(attrs, list):
             raise MispError(f"attributes restSearch page {page}: unexpected answer from MISP ({type(result).__name__})")
-        return attrs
+        return attrs, _result_count(misp)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="misp-page") as pool:
+    def check(page: int, attrs: list[dict[str, Any]], count: int | None) -> bool:
+        """Whether another page follows; MispError when MISP misbehaves."""
+        what = f"attributes restSearch page {page}"
+        rows = len(attrs)
+        if rows > page_size:
+            raise MispError(f"{what}: MISP sent {rows} attributes for a limit of {page_size} (it ignores the limit)")
+        if count is not None and rows > count:
+            raise MispError(f"{what}: MISP sent {rows} attributes but announced {count} (X-Result-Count)")
+        if rows:
+            fingerprint = (rows, _attribute_id(attrs[0]), _attribute_id(attrs[-1]))
+            if fingerprint in seen:
+                raise MispError(
+                    f"{what}: MISP sent the same attributes as page {seen[fingerprint]} (it ignores the page)"
+                )
+            seen[fingerprint] = page
+        # With page_size 1, "one row, thinned to none" and "no row" both announce 1.
+        more = rows >= page_size or (count is not None and count >= max(page_size, 2))
+        if not more:
+            return False
+        if count is not None and count > page_size + 1 and page > -(-count // page_size):
+            raise MispError(f"{what}: MISP announced {count} attributes, yet sends full pages beyond them")
+        if page >= max_pages:
+            raise MispError(
+                f"{what}: MISP still has more after max_pages ({max_pages}) pages of {page_size};"
+                " raise max_pages if the export is really that large"
+            )
+        return True
+
+    seen: dict[tuple[Any, ...], int] = {}
+    with ExitStack() as stack:
+        if fetcher is None:
+            fetcher = stack.enter_context(_Fetcher(misp))
         page = 1
-        pending = pool.submit(get, page)
+        pending = fetcher.submit(f"attributes restSearch page {page}", lambda: get(1))
         while True:
-            attrs = pending.result()
-            if len(attrs) >= page_size:
+            attrs, count = fetcher.wait(f"attributes restSearch page {page}", pending)
+            more = check(page, attrs, count)
+            if more:
                 page += 1
-                pending = pool.submit(get, page)
+                pending = fetcher.submit(f"attributes restSearch page {page}", lambda p=page: get(p))
             yield attrs
-            if len(attrs) < page_size:
+            if not more:
                 return
 
 
@@ -531,14 +670,17 @@ def collect(
     page_size: int = 10000,
     source_name: str = "MISP",
     policy: Policy | None = None,
+    max_pages: int = MAX_PAGES,
+    fetch_timeout: float = FETCH_TIMEOUT,
 ) -> Export:
-    """Fetch every page and map it; nothing is written here."""
-    mapper = Mapper(misp_url, source_name, org_names(misp), policy)
-    with _gc_paused():
-        for attrs in fetch_pages(misp, filters, page_size):
-            mapper.export.pages += 1
-            for attr in attrs:
-                mapper.add(attr)
+    """Fetch every page and map it, all within ``fetch_timeout`` seconds; nothing is written here."""
+    with _Fetcher(misp, fetch_timeout) as fetcher:
+        mapper = Mapper(misp_url, source_name, fetcher.run("organisations", lambda: org_names(misp)), policy)
+        with _gc_paused():
+            for attrs in fetch_pages(misp, filters, page_size, max_pages, fetcher):
+                mapper.export.pages += 1
+                for attr in attrs:
+                    mapper.add(attr)
     return mapper.export
 
 
@@ -659,7 +801,14 @@ def run(cfg: dict[str, Any], force: bool = False, previous_keys: int | None = No
         tool="wlcg.soc misp_sync",
     )
     export = collect(
-        misp, cfg["misp_url"], filters, cfg.get("page_size", 10000), cfg.get("source_name", "MISP"), policy
+        misp,
+        cfg["misp_url"],
+        filters,
+        cfg.get("page_size", 10000),
+        cfg.get("source_name", "MISP"),
+        policy,
+        cfg.get("max_pages", MAX_PAGES),
+        cfg.get("fetch_timeout", FETCH_TIMEOUT),
     )
     servers = cfg.get("memcached_servers") or []
     sink = MemcacheSink(servers, cfg.get("memcached_ttl", 2700), cfg.get("memcached_timeout", 5)) if servers else None

@@ -121,10 +121,35 @@ options:
     description: Write the export however much smaller it is than the intel file there (see O(max_drop)).
     type: bool
     default: false
+  enforce_warninglist:
+    description:
+      - Let MISP leave out values on its enabled warninglists (MISP's C(enforceWarninglist)),
+        such as public DNS resolvers and top domains, so that they never reach Zeek or
+        memcached. Which lists apply is MISP's setting.
+    type: bool
+    default: true
   page_size:
     description: Attributes per restSearch page.
     type: int
     default: 10000
+  max_pages:
+    description:
+      - Most restSearch pages one run fetches; the run fails when MISP still has more
+        after this many (the default allows 10 million attributes at the default
+        O(page_size)).
+      - Independently of it, the run fails when MISP sends more attributes than asked
+        for or than its C(X-Result-Count) announced, repeats a page, or announces a total
+        and keeps sending full pages past it. MISP's C(X-Result-Count) is the page's count
+        when paging (plus one when the page is full), so it bounds each page, not the run.
+    type: int
+    default: 1000
+  fetch_timeout:
+    description:
+      - Seconds the whole fetch from MISP (all pages) may take; the run fails when it is
+        exceeded, even while an answer is still arriving. O(timeout) bounds each wait for
+        data only.
+    type: float
+    default: 1800
   source_name:
     description:
       - Name of this MISP instance in C(meta.source), which reads
@@ -279,6 +304,8 @@ def main():
             **Policy.argument_spec(),
             force=dict(type="bool", default=False),
             page_size=dict(type="int", default=10000),
+            max_pages=dict(type="int", default=1000),
+            fetch_timeout=dict(type="float", default=1800),
             source_name=dict(type="str", default="MISP"),
             zeek_intel_path=dict(type="path"),
             do_notice=dict(type="bool"),
@@ -296,6 +323,10 @@ def main():
         module.fail_json(msg=missing_required_lib("pymemcache"), exception=str(PYMEMCACHE_IMPORT_ERROR))
     if p["page_size"] < 1:
         module.fail_json(msg=f"page_size must be at least 1, got {p['page_size']}")
+    if p["max_pages"] < 1:
+        module.fail_json(msg=f"max_pages must be at least 1, got {p['max_pages']}")
+    if p["fetch_timeout"] <= 0:
+        module.fail_json(msg=f"fetch_timeout must be a positive number of seconds, got {p['fetch_timeout']}")
     if p["memcached_ttl"] < 1:
         module.fail_json(msg=f"memcached_ttl must be a positive number of seconds, got {p['memcached_ttl']}")
 
@@ -307,7 +338,16 @@ def main():
     sink = None
     try:
         misp = connect(p["misp_url"], p["misp_key"], p["validate_certs"], p["ca_path"], p["timeout"])
-        export = collect(misp, p["misp_url"], filters, p["page_size"], p["source_name"], policy)
+        export = collect(
+            misp,
+            p["misp_url"],
+            filters,
+            p["page_size"],
+            p["source_name"],
+            policy,
+            p["max_pages"],
+            p["fetch_timeout"],
+        )
         if p["memcached_servers"]:
             sink = MemcacheSink(p["memcached_servers"], p["memcached_ttl"], min(p["timeout"], 30))
         outcome = apply(

@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--key-file", required=True, help="file holding the 40-character API key")
     parser.add_argument("--events", help="JSON list of MISP events to serve")
     parser.add_argument("--describe-types", help="describeTypes.json (PyMISP's data file)")
+    parser.add_argument(
+        "--warninglist", action="append", default=[], help="a warninglist (list.json format), enabled; repeatable"
+    )
     args = parser.parse_args()
     double = MispDouble(
         tuple(args.tls) if args.tls else None,
@@ -36,6 +39,8 @@ def main() -> None:
         port=args.port,
         public_name=args.name,
     )
+    for path in args.warninglist:
+        double.load_warninglist(path)
     if args.events:
         double.add_events(json.loads(Path(args.events).read_text()))
     serve_until_signalled(double, f"MISP double serving {len(double.event_ids)} events at {double.url}")

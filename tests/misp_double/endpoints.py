@@ -41,7 +41,7 @@ from .search import (
     search_headers,
     set_filters,
 )
-from .store import R_ATTR, R_EV, R_OBJ, R_TAGS, R_UUID, MispStore
+from .store import R_ATTR, R_EV, R_OBJ, R_TAGS, R_TYPE, R_UUID, MispStore
 
 MISP_VERSION = "2.5.34"
 
@@ -260,12 +260,20 @@ class MispApi:
             self.cache_ttl,
             lambda: AttributeSearch(self.store, filters, now).run(),
         )
-        if limit:
+        if self.repeat_page is not None:
+            page = min(page, self.repeat_page)
+        if limit and not self.ignore_limit:
             start = limit * (page - 1) if page > 1 else 0
             chunk = matches[start : start + limit]
         else:
             chunk = matches
-        count = misp_result_count(len(chunk), limit)
+        rows = len(chunk)
+        # MispAttribute::fetchAttributes drops warninglisted values after the paged
+        # query: a page can come short, and X-Result-Count counts the rows before.
+        if not php_empty(filters.get("enforceWarninglist")):
+            hit = self.warninglists.hit
+            chunk = [r for r in chunk if not hit(r[R_TYPE], r[R_ATTR]["value"])]
+        count = misp_result_count(rows, limit, len(chunk)) if self.result_count is None else self.result_count
         out = self._attributes_out(chunk, filters)
         body = (
             '{"response": {"Attribute": ' + json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "}}\n"

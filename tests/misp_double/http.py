@@ -19,6 +19,7 @@ from doubles_common import HttpDouble
 from .endpoints import MISP_VERSION, MispApi, _dumps
 from .php import MispError, php_int, status_name
 from .store import MispStore
+from .warninglist import Warninglist, Warninglists
 
 
 class MispDouble(MispApi, HttpDouble):
@@ -28,8 +29,15 @@ class MispDouble(MispApi, HttpDouble):
     (40 characters), ``requests`` (list of ``(method, path, parsed JSON body or
     None)``). Fault injection, settable at any time: ``fail_status`` (path -> HTTP
     status), ``fail_on_page`` (restSearch page number answered with 500),
+    ``fail_body`` (body of those error answers instead of MISP's short error JSON),
     ``invalid_json_on`` (paths answered 200 with a truncated JSON body), ``delay``
-    (seconds to wait before answering); ``stop()`` simulates an outage.
+    (seconds to wait before answering), ``trickle`` (path -> seconds between the body's
+    bytes: the answer arrives byte by byte), and for attribute restSearch
+    ``repeat_page`` (pages after this number are answered as this page: the same page
+    forever), ``ignore_limit`` (every page holds all matches) and ``result_count``
+    (the X-Result-Count announced instead of MISP's); ``stop()`` simulates an outage.
+
+    ``warninglists`` (``load_warninglist``) are what ``enforceWarninglist`` applies.
     """
 
     server_version = "Apache"
@@ -63,6 +71,12 @@ class MispDouble(MispApi, HttpDouble):
         self.fail_on_page: int | None = None
         self.invalid_json_on: set[str] = set()
         self.delay: float = 0.0
+        self.fail_body: bytes | None = None
+        self.trickle: dict[str, float] = {}
+        self.repeat_page: int | None = None
+        self.ignore_limit = False
+        self.result_count: int | None = None
+        self.warninglists = Warninglists()
         # Clients use public_name in URLs (the TLS certificate carries it).
         self._init_http(host, port, tls, public_name)
         self.start()
@@ -78,6 +92,12 @@ class MispDouble(MispApi, HttpDouble):
         ids = [self.add_event(e) for e in events]
         self.warm()
         return ids
+
+    def load_warninglist(self, source: str | Path | dict, enabled: bool = True) -> Warninglist:
+        """Add (or replace, by name) a warninglist in misp-warninglists' list.json format."""
+        # Applied to each page after the (cached) search, so no cache to drop.
+        with self.store.lock:
+            return self.warninglists.load(source, enabled)
 
     def warm(self) -> None:
         """Build the restSearch index now instead of on the first search."""
@@ -136,6 +156,8 @@ class MispDouble(MispApi, HttpDouble):
             status, payload, extra_headers = self._route(method, route_path, parsed_body, body)
         except MispError as err:
             status, payload, extra_headers = err.status, _dumps(err.body()), {}
+            if self.fail_body is not None and err.status >= 500:
+                payload = self.fail_body
         except Exception:  # answer like MISP's error500, keep the traceback for tests
             self.errors.append(traceback.format_exc())
             status, payload, extra_headers = (
@@ -148,3 +170,13 @@ class MispDouble(MispApi, HttpDouble):
             if payload.strip().endswith((b"}", b"]")):
                 payload += b'{"'
         return status, payload, extra_headers
+
+    def send_body(self, wfile: Any, payload: bytes, raw_path: str) -> None:
+        delay = self.trickle.get(raw_path) or self.trickle.get(urlsplit(raw_path).path)
+        if not delay:
+            wfile.write(payload)
+            return
+        for i in range(len(payload)):
+            wfile.write(payload[i : i + 1])
+            wfile.flush()
+            time.sleep(delay)

@@ -587,18 +587,22 @@ def _tag_predicates(store: MispStore, value: Any) -> list[Callable[[tuple], bool
     return preds
 
 
-def misp_result_count(rows: int, limit: int) -> int:
+def misp_result_count(rows: int, limit: int, sent: int | None = None) -> int:
     """X-Result-Count as MispAttribute::__iteratedFetch computes it.
 
     Without a limit: the number of matches. With a limit: the rows of the page, plus
     one when the page is full, and 1 for an empty page (the increment is set before
     the fetch and only reset after a non-empty, short page). MISP issue #9422.
+    ``rows`` are the database rows (fetchAttributes counts them before it drops
+    warninglisted values); ``sent`` (default ``rows``) what is left after that: the
+    page counts as full only when ``sent`` is the limit.
     """
+    sent = rows if sent is None else sent
     if not limit:
         return rows
     if rows == 0:
         return 1
-    return rows + 1 if rows == limit else rows
+    return rows + 1 if sent == limit else rows
 
 
 def paging(filters: dict) -> tuple[int, int]:

@@ -40,6 +40,10 @@ Notable MISP behaviours this double reproduces on purpose:
   do filter.
 * Boolean columns compare through CakePHP's ``!empty()``: ``"false"`` means true.
 * ``type`` containing ``email-src`` or ``email-dst`` also matches ``email``.
+* ``enforceWarninglist`` drops, after the paged query, the values that the double's
+  warninglists (``load_warninglist``, misp-warninglists' list.json format) match, as
+  ``Warninglist::filterWarninglistAttribute`` does: so a page can come short, and its
+  X-Result-Count counts the rows before (``MispAttribute::fetchAttributes``).
 * ``value`` is compared with ``value1`` and ``value2`` separately (a full composite
   value such as ``"1.2.3.4|80"`` does not match), and ``NOT`` values are mangled as in
   ``Event::set_filter_value`` (first character dropped), so they never exclude.
@@ -50,8 +54,7 @@ What the double does NOT implement: the filters in ``NOT_IMPLEMENTED_PARAMS`` (a
 with HTTP 501 when set to a non-empty value, instead of a silently wrong result);
 returnFormats other than json (501; unknown formats get MISP's 404); ACLs,
 distribution and sharing groups (the user is a site admin of the local org);
-warninglists (``enforceWarninglist`` is accepted and has no effect); proposals,
-sightings, galaxies, correlations, attachments, event reports, object references;
+``includeWarninglistHits``; proposals, sightings, galaxies, correlations, attachments, event reports, object references;
 object template validation and most attribute value validation; attribute filters of
 ``/events/restSearch`` (501); the ``X-MISP-AUTH`` header; MySQL's accent-insensitive
 and trailing-space-insensitive comparisons (case-insensitivity is modelled). Relative

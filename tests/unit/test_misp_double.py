@@ -7,9 +7,11 @@ semantics, independently of the double's own filter code.
 from __future__ import annotations
 
 import collections
+import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -640,3 +642,106 @@ def test_zeek_expectation_sanitising():
     assert ("bücher.example", "Intel::DOMAIN") in plain
     event["Event"]["published"] = False
     assert zeek_expect.expected_rows([event]) == set()
+
+
+# ----------------------------------------------------------------------------- warninglists
+
+WARNINGLISTS = Path(__file__).resolve().parents[1] / "misp_double/warninglists"
+
+
+def json_file(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _event(*attributes: tuple[str, str]) -> dict:
+    return {
+        "Event": {
+            "info": "warninglist values",
+            "published": True,
+            "Attribute": [
+                {"type": t, "value": v, "to_ids": True, "category": "Network activity"} for t, v in attributes
+            ],
+        }
+    }
+
+
+def test_warninglists_follow_misps_matching(misp_double):
+    from misp_double.warninglist import Warninglist
+
+    resolvers = Warninglist.from_json(json_file(WARNINGLISTS / "public-dns-v4.json"))
+    assert resolvers.type == "cidr" and resolvers.applies_to("ip-dst") and not resolvers.applies_to("domain")
+    assert resolvers.matches("ip-dst", "8.8.8.8") and not resolvers.matches("ip-dst", "8.8.8.9")
+    assert resolvers.matches("ip-dst|port", "9.9.9.9|53")  # composite: each part
+    assert not resolvers.matches("ip-dst", "8.8.8.0/24")  # a network is no address
+    names = Warninglist.from_json(json_file(WARNINGLISTS / "public-dns-hostname.json"))
+    assert names.matches("hostname", "dns.google") and names.matches("domain", "a.b.dns.google")
+    assert names.matches("url", "https://dns.google/resolve?name=x") and names.matches("url", "dns.google/x")
+    assert not names.matches("domain", "notdns.google") and not names.matches("domain", "google")
+    assert names.matches("domain|ip", "one.one.one.one|192.0.2.1")
+    # MISP lower-cases the entries, not the value.
+    assert not names.matches("domain", "DNS.GOOGLE")
+    other = {"name": "t", "description": "t", "version": 1, "list": ["evil", "/^x[0-9]+\\.example$/i"]}
+    assert Warninglist.from_json({**other, "type": "substring"}).matches("url", "http://not-evil.example/")
+    regex = Warninglist.from_json({**other, "type": "regex", "list": ["/^x[0-9]+\\.example$/i"]})
+    assert regex.matches("domain", "X12.example") and not regex.matches("domain", "x.example")
+    plain = Warninglist.from_json({**other, "list": ["exact.example"]})  # type defaults to string
+    assert plain.type == "string" and plain.types == ["ALL"] and plain.matches("email", "exact.example")
+    assert not plain.matches("domain", "a.exact.example")
+
+
+def test_enforce_warninglist_thins_pages_after_the_limit(misp_double):
+    misp_double.load_warninglist(WARNINGLISTS / "public-dns-v4.json")
+    misp_double.load_warninglist(WARNINGLISTS / "public-dns-hostname.json")
+    misp_double.add_event(
+        _event(
+            ("ip-dst", "8.8.8.8"),
+            ("ip-dst|port", "9.9.9.9|53"),
+            ("ip-dst", "192.0.2.55"),
+            ("hostname", "dns.google"),
+            ("domain", "c2.example"),
+        )
+    )
+    query = {"returnFormat": "json", "enforceWarninglist": 1}
+    values = [a["value"] for a in raw(misp_double, query).json()["response"]["Attribute"]]
+    assert values == ["192.0.2.55", "c2.example"]
+    assert len(raw(misp_double, {"returnFormat": "json", "enforceWarninglist": 0}).json()["response"]["Attribute"]) == 5
+    # MispAttribute::fetchAttributes filters after the paged query: page 1 (two rows)
+    # comes empty, and X-Result-Count counts the two rows, not the page's 0 attributes.
+    first = raw(misp_double, {**query, "limit": 2, "page": 1})
+    assert first.json()["response"]["Attribute"] == [] and first.headers["X-Result-Count"] == "2"
+    second = raw(misp_double, {**query, "limit": 2, "page": 2})
+    assert [a["value"] for a in second.json()["response"]["Attribute"]] == ["192.0.2.55"]
+    assert second.headers["X-Result-Count"] == "2"
+    third = raw(misp_double, {**query, "limit": 2, "page": 3})
+    assert [a["value"] for a in third.json()["response"]["Attribute"]] == ["c2.example"]
+    assert third.headers["X-Result-Count"] == "1"
+    # A disabled list applies to nothing.
+    misp_double.load_warninglist(WARNINGLISTS / "public-dns-v4.json", enabled=False)
+    values = [a["value"] for a in raw(misp_double, query).json()["response"]["Attribute"]]
+    assert values == ["8.8.8.8", "9.9.9.9|53", "192.0.2.55", "c2.example"]
+
+
+def test_paging_fault_knobs(loaded):
+    double = loaded[0]
+    query = {"returnFormat": "json", "limit": 10}
+    page1 = raw(double, {**query, "page": 1}).json()["response"]["Attribute"]
+    double.repeat_page = 1
+    assert raw(double, {**query, "page": 7}).json()["response"]["Attribute"] == page1
+    double.repeat_page = None
+    double.ignore_limit = True
+    assert len(raw(double, {**query, "page": 1}).json()["response"]["Attribute"]) > 10
+    double.ignore_limit = False
+    double.result_count = 3
+    answer = raw(double, {**query, "page": 1})
+    assert answer.headers["X-Result-Count"] == "3" and len(answer.json()["response"]["Attribute"]) == 10
+    double.result_count = None
+    double.fail_status["/attributes/restSearch"] = 500
+    double.fail_body = b'{"values": ["198.51.100.77"]}'
+    answer = raw(double, query)
+    assert answer.status_code == 500 and answer.content == double.fail_body
+    double.fail_status.clear()
+    double.trickle["/attributes/restSearch"] = 0.002
+    started = time.monotonic()
+    answer = raw(double, {**query, "limit": 1})
+    assert time.monotonic() - started > 0.002 * len(answer.content)
+    assert answer.json()["response"]["Attribute"]

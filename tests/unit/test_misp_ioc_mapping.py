@@ -225,6 +225,7 @@ FILTER_DEFAULTS = {
     "types": [],
     "event_ids": [],
     "orgs": [],
+    "enforce_warninglist": True,
 }
 MISP_SYNC = ROOT / "roles/misp_sync"
 
@@ -286,6 +287,17 @@ def test_sync_config_passes_only_the_filters_the_site_set(playbook, tmp_path):
     assert Filters.from_options(config["filters"]) == Filters(
         publish_window=None, event_ids=("12", "13"), tags_exclude=()
     )
+
+
+def test_sync_config_carries_the_fetch_bounds(playbook, tmp_path):
+    config = render_sync_config(playbook, tmp_path, {})
+    # fetch_timeout: one sync interval (15 minutes), within the service's TimeoutStartSec.
+    assert (config["max_pages"], config["fetch_timeout"]) == (1000, 900)
+    config = render_sync_config(playbook, tmp_path, {"misp_sync_max_pages": 50, "misp_sync_fetch_timeout": 600})
+    assert (config["max_pages"], config["fetch_timeout"]) == (50, 600)
+    assert config["filters"] == {}
+    config = render_sync_config(playbook, tmp_path, {"misp_sync_enforce_warninglist": False})
+    assert Filters.from_options(config["filters"]).query()["enforce_warninglist"] is False
 
 
 # ---------------------------------------------------------------- hostile attributes

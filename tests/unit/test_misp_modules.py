@@ -187,7 +187,17 @@ def test_malformed_values_and_unknown_types_are_counted(misp_double, tmp_path):
     assert "300.1.2.3" not in text and "JA3" not in text
 
 
+# An error answer whose body carries indicators (PyMISP quotes whole bodies).
+LEAKY_BODY = json.dumps({"name": "Internal Server Error", "values": ["198.51.100.77"] * 60000}).encode()
+
+
+def _leaky_server_error(double) -> None:
+    double.fail_status["/attributes/restSearch"] = 500
+    double.fail_body = LEAKY_BODY
+
+
 def _faults():
+    """Each fault: set it up on the double; may return module arguments to change."""
     return {
         "outage": lambda d: d.stop(),
         "timeout": lambda d: setattr(d, "delay", 8),
@@ -196,6 +206,15 @@ def _faults():
         "forbidden": lambda d: d.fail_status.update({"/attributes/restSearch": 403}),
         "invalid json": lambda d: d.invalid_json_on.add("/attributes/restSearch"),
         "page 2 fails": lambda d: setattr(d, "fail_on_page", 2),
+        "error body with indicators": _leaky_server_error,
+        "same page forever": lambda d: setattr(d, "repeat_page", 1),
+        "limit ignored": lambda d: setattr(d, "ignore_limit", True),
+        "count below the rows": lambda d: setattr(d, "result_count", 5),
+        # A total announced (not MISP's per-page count), then full pages past it.
+        "pages past the announced total": lambda d: setattr(d, "result_count", 250) or {"page_size": 100},
+        "max_pages reached": lambda d: {"max_pages": 2},
+        # One byte every 0.2 s: each read is well within `timeout`, the whole is not.
+        "trickle": lambda d: d.trickle.update({"/attributes/restSearch": 0.2}) or {"fetch_timeout": 3},
     }
 
 
@@ -207,8 +226,15 @@ def _faults():
         ("unauthorised", "refused the API key"),
         ("server error", "attributes restSearch page 1"),
         ("forbidden", "refused the API key (HTTP 403)"),
-        ("invalid json", "attributes restSearch page 1"),
+        ("invalid json", "attributes restSearch page 1: MISP at http://127.0.0.1:"),
         ("page 2 fails", "attributes restSearch page 2"),
+        ("error body with indicators", "HTTP 500 (Internal Server Error) on /attributes/restSearch"),
+        ("same page forever", "page 2: MISP sent the same attributes as page 1 (it ignores the page)"),
+        ("limit ignored", "page 1: MISP sent 441 attributes for a limit of 200 (it ignores the limit)"),
+        ("count below the rows", "page 1: MISP sent 200 attributes but announced 5 (X-Result-Count)"),
+        ("pages past the announced total", "page 4: MISP announced 250 attributes, yet sends full pages beyond"),
+        ("max_pages reached", "page 2: MISP still has more after max_pages (2) pages of 200"),
+        ("trickle", "did not send everything within fetch_timeout (3 s); the fetch was cut"),
     ],
 )
 def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault, message):
@@ -237,14 +263,117 @@ def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault
     if fault == "unauthorised":
         args["misp_key"] = "x" * 40
     else:
-        _faults()[fault](double)
+        args.update(_faults()[fault](double) or {})
     res = run_task(tmp_path, "misp_ioc_export", args)
     assert res.get("failed") is True, res
     assert message in res["msg"], res["msg"]
+    # Short, and nothing of a response body: no indicator, no key.
+    assert len(res["msg"]) <= 400, len(res["msg"])
+    assert "198.51.100.77" not in res["msg"] and "174.127.99.225" not in res["msg"]
     assert double.key not in json.dumps(res)
     assert (tmp_path / "misp.intel").read_bytes() == before
     assert client.get("ip-dst-198.51.100.99") is None
     assert (client.get("ip-dst-174.127.99.225") or client.get("ip-src-174.127.99.225")) == key_value
+    client.close()
+
+
+def test_paging_faults_end_at_once(loaded):
+    """A MISP that pages forever is stopped after the page that shows it, not after a timeout."""
+    from ansible_collections.wlcg.soc.plugins.module_utils.misp import MispError
+    from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import run
+
+    double = loaded[0]
+    cfg = {"misp_url": double.url, "misp_key": double.key, "validate_certs": False, "timeout": 5, "page_size": 100}
+    for knob, value, pages in (("repeat_page", 1, 2), ("ignore_limit", True, 1), ("result_count", 5, 1)):
+        setattr(double, knob, value)
+        double.requests.clear()
+        with pytest.raises(MispError):
+            run(cfg)
+        assert sum(1 for request in double.requests if "restSearch" in request[1]) == pages, knob
+        setattr(double, knob, None if knob != "ignore_limit" else False)
+    assert run(cfg)["pages"] == 5
+
+
+def test_fetch_timeout_cuts_a_trickling_answer(loaded):
+    """The deadline holds while a read is in progress: one byte every 0.2 s, each read
+    well within `timeout`, still ends at fetch_timeout."""
+    import threading
+
+    from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import run
+
+    double = loaded[0]
+    double.trickle["/attributes/restSearch"] = 0.2
+    cfg = {
+        "misp_url": double.url,
+        "misp_key": double.key,
+        "validate_certs": False,
+        "timeout": 5,
+        "fetch_timeout": 2,
+        "page_size": 200,
+    }
+    outcome: dict = {}
+
+    def sync() -> None:
+        try:
+            run(cfg)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    worker = threading.Thread(target=sync, daemon=True)
+    worker.start()
+    worker.join(20)
+    elapsed = time.monotonic() - started
+    assert not worker.is_alive(), "the run did not end"
+    assert elapsed < 2 + 1.5, elapsed
+    assert "within fetch_timeout (2 s); the fetch was cut" in str(outcome.get("error")), outcome
+
+
+WARNINGLISTS = Path(__file__).resolve().parents[1] / "misp_double/warninglists"
+
+
+def test_warninglisted_values_never_reach_zeek_or_memcached(misp_double, tmp_path, memcached):
+    """MISP's public-resolver lists (a subset of misp-warninglists) drop 8.8.8.8 and
+    dns.google; on pages of 2, warninglists empty page 1 and thin page 2, yet the
+    values after them still arrive."""
+    misp_double.load_warninglist(WARNINGLISTS / "public-dns-v4.json")
+    misp_double.load_warninglist(WARNINGLISTS / "public-dns-hostname.json")
+    misp_double.add_event(
+        {
+            "Event": {
+                "info": "resolvers and C2",
+                "published": True,
+                "publish_timestamp": str(int(time.time())),
+                "Orgc": {"name": "CIRCL"},
+                "Attribute": [
+                    {"type": t, "value": v, "to_ids": True, "category": "Network activity"}
+                    for t, v in (
+                        ("ip-dst", "8.8.8.8"),
+                        ("ip-dst|port", "9.9.9.9|53"),
+                        ("ip-dst", "192.0.2.55"),
+                        ("hostname", "dns.google"),
+                        ("domain", "c2.example"),
+                    )
+                ],
+            }
+        }
+    )
+    args = export_args(misp_double, tmp_path, memcached_servers=[memcached], page_size=2)
+    res = run_task(tmp_path, "misp_ioc_export", args)
+    assert res["changed"] is True, res
+    text = (tmp_path / "misp.intel").read_text()
+    assert "192.0.2.55\tIntel::ADDR" in text and "c2.example\tIntel::DOMAIN" in text
+    assert "8.8.8.8" not in text and "9.9.9.9" not in text and "dns.google" not in text
+    host, port = memcached.split(":")
+    client = Client((host, int(port)))
+    assert client.get("ip-dst-192.0.2.55") is not None
+    assert client.get("ip-dst-8.8.8.8") is None and client.get("ip-dst-9.9.9.9") is None
+    assert all(body["enforceWarninglist"] == 1 for _m, path, body in misp_double.requests if "restSearch" in path)
+    # With the filter off, MISP sends them all.
+    res = run_task(tmp_path, "misp_ioc_export", {**args, "enforce_warninglist": False})
+    text = (tmp_path / "misp.intel").read_text()
+    assert "8.8.8.8\tIntel::ADDR" in text and "9.9.9.9\tIntel::ADDR" in text and "dns.google\tIntel::DOMAIN" in text
+    assert client.get("ip-dst-8.8.8.8") is not None and client.get("ip-dst-9.9.9.9") is not None
     client.close()
 
 
