@@ -10,6 +10,7 @@ anything of a response body (which can hold indicators, megabytes of them) appea
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import threading
@@ -196,6 +197,33 @@ def watch_of(misp: Any) -> ResponseWatch | None:
     """The ResponseWatch of a client made by ``connect``."""
     auth = getattr(misp, "auth", None)
     return auth if isinstance(auth, ResponseWatch) else None
+
+
+def search_json(misp: PyMISP, **kwargs: Any) -> Any:
+    """``misp.search(pythonify=False, ...)``, parsed alike whichever JSON parser PyMISP uses.
+
+    PyMISP parses with orjson when it is installed, and orjson refuses a whole answer for
+    one lone surrogate (``"\\ud800"``) that the standard library accepts; neither accepts
+    bytes that are not UTF-8. Any event author can publish such a value, and one must not
+    fail the page. So a 200 answer PyMISP could not parse is parsed again here, as the
+    standard library does, with undecodable bytes kept as lone surrogates: the mapper then
+    skips and counts each such value ("undecodable text"), with either parser.
+    """
+    try:
+        return misp.search(**kwargs)
+    except PyMISPUnexpectedResponse:
+        watch = watch_of(misp)
+        response = watch.response if watch is not None else None
+        if response is None or response.status_code != 200:
+            raise
+        try:
+            result = json.loads(response.content.decode("utf-8", "surrogateescape"))
+        except ValueError:
+            raise PyMISPUnexpectedResponse(f"Unexpected response (size: {len(response.content)}) from server") from None
+    # As PyMISP does with the answers it parses.
+    if isinstance(result, dict) and result.get("response") is not None:
+        result = result["response"]
+    return result
 
 
 def call(misp: PyMISP, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:

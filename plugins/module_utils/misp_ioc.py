@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .memcache import MemcacheError, MemcacheSink
-from .misp import MispError, call, connect, watch_of
+from .misp import MispError, call, connect, search_json, watch_of
 from .zeek_intel import UNSET, clean, count_rows, encodable, read, render, same_content, write_atomic
 
 ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
@@ -591,7 +591,8 @@ def fetch_pages(
         result = call(
             misp,
             f"attributes restSearch page {page}",
-            misp.search,
+            search_json,
+            misp,
             controller="attributes",
             return_format="json",
             limit=page_size,

@@ -275,10 +275,7 @@ class MispApi:
             chunk = [r for r in chunk if not hit(r[R_TYPE], r[R_ATTR]["value"])]
         count = misp_result_count(rows, limit, len(chunk)) if self.result_count is None else self.result_count
         out = self._attributes_out(chunk, filters)
-        body = (
-            '{"response": {"Attribute": ' + json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "}}\n"
-        ).encode()
-        return 200, body, search_headers(count)
+        return 200, b'{"response": {"Attribute": ' + _dumps(out) + b"}}\n", search_headers(count)
 
     def _attributes_out(self, chunk: list[tuple], filters: dict) -> list[dict]:
         """The restSearch JSON of each record, as JsonExport writes it."""
@@ -414,8 +411,7 @@ class MispApi:
             selected = selected[start : start + limit]
         metadata = not php_empty(filters.get("metadata"))
         out = [{"Event": self._event_out(self.store.events[e.id], metadata=metadata)} for e in selected]
-        body = '{"response": ' + json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "}\n"
-        return 200, body.encode(), search_headers(len(out))
+        return 200, b'{"response": ' + _dumps(out) + b"}\n", search_headers(len(out))
 
     def _add_event(self, data: Any, path: str) -> dict:
         """EventsController::add + Event::_add (REST)."""
@@ -760,7 +756,13 @@ class MispApi:
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # Stored text with a lone surrogate (added as a "\ud800" escape) has no UTF-8 form:
+        # the answer then carries it, and all other non-ASCII text, as JSON \u escapes.
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 def _fail(controller: str, action: str, ident: Any, errors: Any) -> tuple[int, bytes, dict]:

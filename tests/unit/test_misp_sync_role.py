@@ -64,6 +64,7 @@ BAD_INPUT = [
     ({"misp_sync_min_prefix_ipv4": 33}, "misp_sync_min_prefix_ipv4 (33) must be 0-32"),
     ({"misp_sync_max_drop": 1}, "misp_sync_max_drop (1) a fraction"),
     ({"misp_sync_memory_max": "lots"}, "misp_sync_memory_max (lots) a systemd size"),
+    ({"misp_sync_push_parallel": 0}, "misp_sync_push_parallel (0) must be at least 1"),
     # An entry must not close sshd's from="..." option nor add one.
     ({"misp_sync_push_from": ["192.0.2.1", '10.0.0.1",command="sh']}, 'misp_sync_push_from entry "10.0.0.1\\",'),
     ({"misp_sync_push_from": ["192.0.2.1,192.0.2.2"]}, 'misp_sync_push_from entry "192.0.2.1,192.0.2.2" must be'),
@@ -82,6 +83,7 @@ BAD_IDS = [
     "prefix",
     "drop",
     "memory",
+    "push-parallel",
     "push-from-quote",
     "push-from-comma",
     "push-from-space",
@@ -173,6 +175,27 @@ def test_debian_branch_uses_the_debian_ca_bundle(playbook, tmp_path):
     out = render(playbook, tmp_path, "Debian", DEBIAN12, {})
     config = json.loads(out["misp-sync.json"])
     assert config["ca_path"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def timeout_start(unit: str) -> int:
+    return int(re.search(r"^TimeoutStartSec=(\d+)$", unit, re.M).group(1))
+
+
+def test_the_runtime_bound_covers_the_fetch_the_writes_and_the_pushes(playbook, tmp_path):
+    out = render(playbook, tmp_path, "Debian", DEBIAN12, {})
+    config = json.loads(out["misp-sync.json"])
+    # No sensor: the fetch (one 15-minute interval) and the writes.
+    assert config["fetch_timeout"] == 900
+    assert timeout_start(out["misp-sync.service"]) == 900 + 300
+    assert "\nMemoryMax=2G\n" in out["misp-sync.service"]
+    sensors = [f"sensor-{i}" for i in range(17)]
+    extra = {"misp_sync_sensors": sensors, "misp_sync_fetch_timeout": 600, "misp_sync_push_timeout": 60}
+    out = render(playbook, tmp_path, "Debian", DEBIAN12, extra)
+    config = json.loads(out["misp-sync.json"])
+    assert (config["push"]["timeout"], config["push"]["parallel"]) == (60, 8)
+    assert len(config["push"]["targets"]) == 17
+    # 17 sensors, 8 at once: three rounds of at most 60 seconds.
+    assert timeout_start(out["misp-sync.service"]) == 600 + 300 + 3 * 60
 
 
 # The push keys on the sensors (tasks/authorize.yml), run for real on this machine: two sync

@@ -82,7 +82,8 @@ HOSTILE = event(
     ("ip-src", "fe80::1%eth0"),
     ("domain", "ok.example"),
 )
-PLAIN = event("Phishing wave", *[("ip-src", f"198.51.100.{i}") for i in range(1, 21)])
+PLAIN_ROWS = [("ip-src", f"198.51.100.{i}") for i in range(1, 21)]
+PLAIN = event("Phishing wave", *PLAIN_ROWS)
 
 
 class Service:
@@ -110,12 +111,12 @@ class Service:
             "push": {},
         }
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
+    def run(self, *args: str, path: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
         self.config_path.write_text(json.dumps(self.config))
         return subprocess.run(
             [sys.executable, "-m", PACKAGE, "--config", str(self.config_path), *args],
             input=self.double.key,
-            env={"PYTHONPATH": str(self.lib), "PATH": "/usr/bin:/bin"},
+            env={"PYTHONPATH": ":".join(map(str, (*path, self.lib))), "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
             timeout=120,
@@ -157,6 +158,61 @@ def test_hostile_values_are_skipped_counted_and_the_rest_exported(service, memca
     client.close()
 
 
+# Text no UTF-8 can carry: a lone surrogate (MISP answers it as a "\ud800" escape) and a
+# byte that is not UTF-8 (put into the answer below).
+UNDECODABLE = event("Undecodable", ("domain", "evil\ud800.example"), ("domain", "bad-BYTE.example"), *PLAIN_ROWS)
+
+
+def with_raw_byte(double, monkeypatch) -> None:
+    """restSearch answers carry a raw 0xff where the event says -BYTE."""
+    handle = double.handle
+
+    def raw(method, raw_path, headers, body):
+        status, payload, extra = handle(method, raw_path, headers, body)
+        if "restSearch" in raw_path:
+            payload = payload.replace(b"-BYTE", b"\xff")
+        return status, payload, extra
+
+    monkeypatch.setattr(double, "handle", raw)
+
+
+@pytest.fixture(params=["orjson", "json"])
+def without_orjson(request, tmp_path) -> tuple[Path, ...]:
+    """PYTHONPATH entries that make PyMISP parse with orjson (installed) or the standard library."""
+    if request.param == "orjson":
+        assert importlib.util.find_spec("orjson"), "orjson (requirements-dev.txt) is needed here"
+        return ()
+    blocker = tmp_path / "no-orjson"
+    blocker.mkdir()
+    (blocker / "orjson.py").write_text("raise ImportError('orjson blocked for this test')\n")
+    return (blocker,)
+
+
+def test_undecodable_values_are_skipped_with_either_parser(service, monkeypatch, without_orjson):
+    service.double.add_events([UNDECODABLE])
+    with_raw_byte(service.double, monkeypatch)
+    done = service.run(path=without_orjson)
+    assert done.returncode == 0, done.stderr
+    assert service.status["not_exported"] == {"undecodable text": 2}
+    indicators = sorted(r["indicator"] for r in parse(service.intel.read_bytes())[0])
+    assert indicators == sorted(f"198.51.100.{i}" for i in range(1, 21))
+
+
+@pytest.mark.parametrize("parser", ["orjson", "json"])
+def test_undecodable_values_are_skipped_by_the_module_code_with_either_parser(misp_double, monkeypatch, parser):
+    import pymisp.api
+    from ansible_collections.wlcg.soc.plugins.module_utils.misp import connect
+    from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Filters, collect
+
+    monkeypatch.setattr(pymisp.api, "loads", importlib.import_module(parser).loads)
+    misp_double.add_events([UNDECODABLE])
+    with_raw_byte(misp_double, monkeypatch)
+    misp = connect(misp_double.url, misp_double.key, validate_certs=False)
+    export = collect(misp, misp_double.url, Filters(), page_size=7)
+    assert export.skipped == {"undecodable text": 2}
+    assert len(export.rows) == 20 and export.pages == 4
+
+
 def test_a_drop_to_nothing_is_refused_until_forced_once(service, memcached):
     service.double.add_events([PLAIN])
     assert service.run().returncode == 0
@@ -193,6 +249,15 @@ def test_a_key_drop_is_refused_with_memcached_only(service):
     assert service.run("--force").returncode == 0
 
 
+@pytest.fixture
+def entry(lib, monkeypatch):
+    """The package's ``__main__`` imported in this process (removed again after the test)."""
+    monkeypatch.syspath_prepend(str(lib))
+    yield importlib.import_module(f"{PACKAGE}.__main__")
+    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+        del sys.modules[name]
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -201,7 +266,7 @@ def test_a_key_drop_is_refused_with_memcached_only(service):
     ],
     ids=["unexpected", "huge-message"],
 )
-def test_every_failure_lands_in_status_bounded(lib, tmp_path, monkeypatch, capsys, error, expected):
+def test_every_failure_lands_in_status_bounded(entry, tmp_path, monkeypatch, capsys, error, expected):
     key = tmp_path / "key"
     key.write_text("k" * 40)
     status = tmp_path / "status.json"
@@ -210,14 +275,12 @@ def test_every_failure_lands_in_status_bounded(lib, tmp_path, monkeypatch, capsy
     config.write_text(
         json.dumps({"misp_url": "https://misp.example", "misp_key_file": str(key), "status_file": str(status)})
     )
-    monkeypatch.syspath_prepend(str(lib))
-    service = importlib.import_module(f"{PACKAGE}.__main__")
 
     def broken(cfg, force=False, previous_keys=None):
-        raise error(service)
+        raise error(entry)
 
-    monkeypatch.setattr(service, "run", broken)
-    assert service.main(["--config", str(config)]) == 1
+    monkeypatch.setattr(entry, "run", broken)
+    assert entry.main(["--config", str(config)]) == 1
     written = json.loads(status.read_text())
     assert written["last_error"].startswith(expected)
     assert len(written["last_error"]) <= 500
@@ -225,8 +288,42 @@ def test_every_failure_lands_in_status_bounded(lib, tmp_path, monkeypatch, capsy
     if "unexpected" in expected:
         assert "198.51.100.77" not in written["last_error"]
     assert len(capsys.readouterr().err) < 600
-    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
-        del sys.modules[name]
+
+
+# An ssh that records when it ran, then answers as the receiver does (or never, for "stuck").
+FAKE_SSH = """#!{python}
+import json, sys, time
+target = sys.argv[-2].split("@")[1]
+start = time.time()
+data = sys.stdin.buffer.read()
+time.sleep(30 if target == "stuck" else 0.5)
+with open({log!r}, "a") as log:
+    log.write(json.dumps([target, start, time.time()]) + "\\n")
+print(f"replaced misp.intel ({{len(data)}} bytes)")
+"""
+
+
+def test_pushes_run_in_parallel_and_a_stuck_sensor_is_bounded(entry, tmp_path, monkeypatch):
+    bin_dir, log = tmp_path / "bin", tmp_path / "ssh.log"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(FAKE_SSH.format(python=sys.executable, log=str(log)))
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    intel = tmp_path / "misp.intel"
+    intel.write_bytes(GOOD)
+    names = ["s1", "s2", "stuck", "s3", "s4"]
+    spec = {"identity": "id", "known_hosts": "kh", "timeout": 2, "parallel": 2}
+    targets = [{"name": n, "host": n, "port": 22, "user": "wlcg-intel"} for n in names]
+    answers = entry.push({"zeek_intel_path": str(intel), "push": dict(spec, targets=targets)})
+    assert answers == {
+        **{n: f"replaced misp.intel ({len(GOOD)} bytes)" for n in names if n != "stuck"},
+        "stuck": "error: no answer within 2 seconds",
+    }
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(r[0] for r in runs) == ["s1", "s2", "s3", "s4"]
+    # Never more than two at once, and the pool did run two at once.
+    overlaps = [sum(1 for o in runs if o[1] < r[1] < o[2]) + 1 for r in runs]
+    assert max(overlaps) == 2
 
 
 # ------------------------------------------------------------------------- receiver

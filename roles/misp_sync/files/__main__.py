@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .memcache import MemcacheError
@@ -33,6 +34,9 @@ from .zeek_intel import read, write_atomic
 
 # Longest error kept in status.json and printed to the journal.
 MESSAGE_MAX = 500
+# Pushes to the sensors when the configuration does not say (the role always does).
+PUSH_TIMEOUT = 120
+PUSH_PARALLEL = 8
 
 
 def bounded(text: str, limit: int = MESSAGE_MAX) -> str:
@@ -84,36 +88,45 @@ def fail(status_file: str | None, started: float, message: str, code: int) -> in
     return code
 
 
+def push_one(spec: dict[str, Any], target: dict[str, Any], intel_path: str) -> str:
+    """Send the intel file to one sensor; the receiver's answer, or why not."""
+    cmd = [
+        "ssh",
+        "-i", spec["identity"],
+        "-p", str(target["port"]),
+        "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={spec['known_hosts']}",
+        "-o", "ConnectTimeout=20",
+        f"{target['user']}@{target['host']}",
+        "intel-receive",
+    ]  # fmt: skip
+    timeout = spec.get("timeout", PUSH_TIMEOUT)
+    try:
+        with open(intel_path, "rb") as intel:
+            done = subprocess.run(cmd, stdin=intel, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"error: no answer within {timeout} seconds"
+    except OSError as exc:
+        return f"error: {exc}"
+    answer = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    if done.returncode == 0:
+        return answer[-1] if answer else ""
+    return f"error (exit {done.returncode}): {' '.join(answer)[-300:]}"
+
+
 def push(cfg: dict[str, Any]) -> dict[str, str]:
-    """Send the intel file to every sensor; returns the receivers' answers or errors."""
+    """Send the intel file to every sensor, ``parallel`` at a time; the answers by sensor.
+
+    In parallel, so that the run's length (the unit's TimeoutStartSec) grows with the
+    sensors divided by ``parallel``, not with each sensor's timeout in turn.
+    """
     spec = cfg.get("push") or {}
-    results = {}
-    for target in spec.get("targets", []):
-        cmd = [
-            "ssh",
-            "-i", spec["identity"],
-            "-p", str(target["port"]),
-            "-o", "BatchMode=yes",
-            "-o", "IdentitiesOnly=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={spec['known_hosts']}",
-            "-o", "ConnectTimeout=20",
-            f"{target['user']}@{target['host']}",
-            "intel-receive",
-        ]  # fmt: skip
-        try:
-            with open(cfg["zeek_intel_path"], "rb") as intel:
-                done = subprocess.run(cmd, stdin=intel, capture_output=True, text=True, timeout=300, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            results[target["name"]] = f"error: {exc}"
-            continue
-        answer = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        results[target["name"]] = (
-            (answer[-1] if answer else "")
-            if done.returncode == 0
-            else (f"error (exit {done.returncode}): {' '.join(answer)[-300:]}")
-        )
-    return results
+    targets = spec.get("targets", [])
+    with ThreadPoolExecutor(max_workers=max(1, min(len(targets), spec.get("parallel", PUSH_PARALLEL)))) as pool:
+        answers = pool.map(lambda target: push_one(spec, target, cfg["zeek_intel_path"]), targets)
+        return {target["name"]: answer for target, answer in zip(targets, answers, strict=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
