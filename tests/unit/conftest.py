@@ -378,6 +378,27 @@ def memcached():
         yield server
 
 
+def misp_event(info: str, *attributes: tuple[str, ...]) -> dict:
+    """A published event of CIRCL's for the MISP double; attributes are (type, value) or
+    (type, value, category), all to_ids."""
+
+    def category(mtype: str) -> str:
+        return "Payload delivery" if "file" in mtype else "Network activity"
+
+    return {
+        "Event": {
+            "info": info,
+            "published": True,
+            "publish_timestamp": str(int(time.time())),
+            "Orgc": {"name": "CIRCL"},
+            "Attribute": [
+                {"type": a[0], "value": a[1], "to_ids": True, "category": a[2] if len(a) > 2 else category(a[0])}
+                for a in attributes
+            ],
+        }
+    }
+
+
 @pytest.fixture
 def misp_double():
     """A running MISP API double (http on 127.0.0.1), stopped after the test."""

@@ -11,10 +11,9 @@ import json
 import shutil
 import ssl
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from page_server import LocalServer
 from search.engine import closed_port_url
 
 pytestmark = pytest.mark.usefixtures("collections_path")
@@ -224,47 +223,20 @@ def test_anonymous_request_is_told_to_authenticate(elasticsearch_node, sc):
 # -- retries, several hosts, secrets: small local servers -------------------------------
 
 
-class Scripted:
+class Scripted(LocalServer):
     """A local HTTP server answering from a list of (status, body) in turn, then 200."""
 
     def __init__(self, answers, headers=None, tls: ssl.SSLContext | None = None):
         self.answers = list(answers)
-        self.seen = []
-        outer = self
+        self.headers = headers or {}
+        super().__init__(tls)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                outer.seen.append((self.command, self.path, self.headers.get("Authorization")))
-                status, body = outer.answers.pop(0) if outer.answers else (200, {"acknowledged": True})
-                if callable(body):
-                    body = body(self)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_DELETE = _answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler):
+        self.seen.append((handler.command, handler.path, handler.headers.get("Authorization")))
+        status, body = self.answers.pop(0) if self.answers else (200, {"acknowledged": True})
+        if callable(body):
+            body = body(handler)
+        return status, "application/json", json.dumps(body).encode(), self.headers
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import module_runner
 import pytest
+from conftest import misp_event
 from pymemcache.client.base import Client
 from search.engine import free_port
 
@@ -113,20 +114,7 @@ def test_second_run_changes_nothing(loaded, tmp_path, memcached):
 
 
 def test_source_and_destination_keys_stay_distinct(misp_double, tmp_path, memcached):
-    misp_double.add_event(
-        {
-            "Event": {
-                "info": "both directions",
-                "published": True,
-                "publish_timestamp": str(int(time.time())),
-                "Orgc": {"name": "CIRCL"},
-                "Attribute": [
-                    {"type": "ip-src", "value": "192.0.2.10", "to_ids": True, "category": "Network activity"},
-                    {"type": "ip-dst", "value": "192.0.2.10", "to_ids": True, "category": "Network activity"},
-                ],
-            }
-        }
-    )
+    misp_double.add_event(misp_event("both directions", ("ip-src", "192.0.2.10"), ("ip-dst", "192.0.2.10")))
     res = run_task(tmp_path, "misp_ioc_export", export_args(misp_double, tmp_path, memcached_servers=[memcached]))
     assert res["memcached"] == {"ip-src": 1, "ip-dst": 1}
     host, port = memcached.split(":")
@@ -149,26 +137,14 @@ def test_check_mode_writes_nothing_and_shows_the_diff(loaded, tmp_path, memcache
 
 def test_malformed_values_and_unknown_types_are_counted(misp_double, tmp_path):
     misp_double.add_event(
-        {
-            "Event": {
-                "info": "messy",
-                "published": True,
-                "publish_timestamp": str(int(time.time())),
-                "Orgc": {"name": "CIRCL"},
-                "Attribute": [
-                    {"type": "ip-dst", "value": "300.1.2.3", "to_ids": True, "category": "Network activity"},
-                    {"type": "domain", "value": "tab\there.example", "to_ids": True, "category": "Network activity"},
-                    {
-                        "type": "btc",
-                        "value": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
-                        "to_ids": True,
-                        "category": "Financial fraud",
-                    },
-                    {"type": "ja3-fingerprint-md5", "value": "a" * 32, "to_ids": True, "category": "Network activity"},
-                    {"type": "hostname", "value": "ok.example", "to_ids": True, "category": "Network activity"},
-                ],
-            }
-        }
+        misp_event(
+            "messy",
+            ("ip-dst", "300.1.2.3"),
+            ("domain", "tab\there.example"),
+            ("btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "Financial fraud"),
+            ("ja3-fingerprint-md5", "a" * 32),
+            ("hostname", "ok.example"),
+        )
     )
     res = run_task(
         tmp_path,
@@ -247,19 +223,7 @@ def test_misp_faults_keep_the_last_good_state(loaded, tmp_path, memcached, fault
     client = Client((host, int(port)))
     key_value = client.get("ip-dst-174.127.99.225") or client.get("ip-src-174.127.99.225")
     # Something new in MISP that a successful run would export.
-    double.add_event(
-        {
-            "Event": {
-                "info": "new",
-                "published": True,
-                "publish_timestamp": str(int(time.time())),
-                "Orgc": {"name": "CIRCL"},
-                "Attribute": [
-                    {"type": "ip-dst", "value": "198.51.100.99", "to_ids": True, "category": "Network activity"}
-                ],
-            }
-        }
-    )
+    double.add_event(misp_event("new", ("ip-dst", "198.51.100.99")))
     if fault == "unauthorised":
         args["misp_key"] = "x" * 40
     else:
@@ -339,24 +303,14 @@ def test_warninglisted_values_never_reach_zeek_or_memcached(misp_double, tmp_pat
     misp_double.load_warninglist(WARNINGLISTS / "public-dns-v4.json")
     misp_double.load_warninglist(WARNINGLISTS / "public-dns-hostname.json")
     misp_double.add_event(
-        {
-            "Event": {
-                "info": "resolvers and C2",
-                "published": True,
-                "publish_timestamp": str(int(time.time())),
-                "Orgc": {"name": "CIRCL"},
-                "Attribute": [
-                    {"type": t, "value": v, "to_ids": True, "category": "Network activity"}
-                    for t, v in (
-                        ("ip-dst", "8.8.8.8"),
-                        ("ip-dst|port", "9.9.9.9|53"),
-                        ("ip-dst", "192.0.2.55"),
-                        ("hostname", "dns.google"),
-                        ("domain", "c2.example"),
-                    )
-                ],
-            }
-        }
+        misp_event(
+            "resolvers and C2",
+            ("ip-dst", "8.8.8.8"),
+            ("ip-dst|port", "9.9.9.9|53"),
+            ("ip-dst", "192.0.2.55"),
+            ("hostname", "dns.google"),
+            ("domain", "c2.example"),
+        )
     )
     args = export_args(misp_double, tmp_path, memcached_servers=[memcached], page_size=2)
     res = run_task(tmp_path, "misp_ioc_export", args)
@@ -525,15 +479,7 @@ def hostile_event(info: str = "Hostile") -> dict:
         ("ip-dst", "203.0.113.5"),
         ("domain", "ok.example"),
     ]
-    return {
-        "Event": {
-            "info": info,
-            "published": True,
-            "publish_timestamp": str(int(time.time())),
-            "Orgc": {"name": "CIRCL"},
-            "Attribute": [{"type": t, "value": v, "to_ids": True, "category": "Network activity"} for t, v in values],
-        }
-    }
+    return misp_event(info, *values)
 
 
 def test_hostile_values_are_counted_and_the_policy_applies(misp_double, tmp_path, memcached):

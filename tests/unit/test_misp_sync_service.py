@@ -12,13 +12,12 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible_collections.wlcg.soc.plugins.module_utils.zeek_intel import INTEL_TYPES, parse
-from conftest import ROOT
+from conftest import ROOT, misp_event
 from pymemcache.client.base import Client
 
 ROLE = ROOT / "roles/misp_sync"
@@ -44,35 +43,8 @@ def lib(tmp_path) -> Path:
     return package.parent
 
 
-CATEGORY = {"filename": "Payload delivery"}
-
-
-def now() -> str:
-    return str(int(time.time()))
-
-
-def event(info: str, *attributes: tuple[str, str]) -> dict:
-    return {
-        "Event": {
-            "info": info,
-            "published": True,
-            "publish_timestamp": now(),
-            "Orgc": {"name": "CIRCL"},
-            "Attribute": [
-                {
-                    "type": t,
-                    "value": v,
-                    "to_ids": True,
-                    "category": "Payload delivery" if "file" in t else "Network activity",
-                }
-                for t, v in attributes
-            ],
-        }
-    }
-
-
 # Values a member of a sharing community can publish, each of which broke or misled the sync.
-HOSTILE = event(
+HOSTILE = misp_event(
     "I" * 60000,
     ("user-agent", "Evil\u2028Bot"),
     ("filename", "#payload.exe"),
@@ -83,7 +55,7 @@ HOSTILE = event(
     ("domain", "ok.example"),
 )
 PLAIN_ROWS = [("ip-src", f"198.51.100.{i}") for i in range(1, 21)]
-PLAIN = event("Phishing wave", *PLAIN_ROWS)
+PLAIN = misp_event("Phishing wave", *PLAIN_ROWS)
 
 
 class Service:
@@ -160,7 +132,7 @@ def test_hostile_values_are_skipped_counted_and_the_rest_exported(service, memca
 
 # Text no UTF-8 can carry: a lone surrogate (MISP answers it as a "\ud800" escape) and a
 # byte that is not UTF-8 (put into the answer below).
-UNDECODABLE = event("Undecodable", ("domain", "evil\ud800.example"), ("domain", "bad-BYTE.example"), *PLAIN_ROWS)
+UNDECODABLE = misp_event("Undecodable", ("domain", "evil\ud800.example"), ("domain", "bad-BYTE.example"), *PLAIN_ROWS)
 
 
 def with_raw_byte(double, monkeypatch) -> None:

@@ -104,12 +104,9 @@ CERTIFICATES = """
 """
 
 
-def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_path):
-    key = "-----BEGIN PRIVATE KEY-----\nc2l0ZS1rZXktbWF0ZXJpYWw=\n-----END PRIVATE KEY-----\n"
-    files = {"site.crt": "CERT\n", "site.key": key, "site-ca.crt": "CA\n"}
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    args = {
+def site_certificate_args(tmp_path: Path) -> dict:
+    """The certificates entry point's variables for site.crt, site.key and site-ca.crt in ``tmp_path``."""
+    return {
         "shared_certificates_dir": str(tmp_path / "certs"),
         "shared_certificates_name": "node",
         "shared_certificates_group": "root",
@@ -118,6 +115,14 @@ def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_p
         "shared_certificates_site_key": str(tmp_path / "site.key"),
         "shared_certificates_site_ca": str(tmp_path / "site-ca.crt"),
     }
+
+
+def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_path):
+    key = "-----BEGIN PRIVATE KEY-----\nc2l0ZS1rZXktbWF0ZXJpYWw=\n-----END PRIVATE KEY-----\n"
+    files = {"site.crt": "CERT\n", "site.key": key, "site-ca.crt": "CA\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = site_certificate_args(tmp_path)
     res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
     assert res.rc == 0, res.out
     certs = tmp_path / "certs"
@@ -137,15 +142,7 @@ def test_site_key_stays_out_of_diff(playbook, tmp_path, monkeypatch, replaced):
     if replaced:
         (tmp_path / "certs").mkdir()
         (tmp_path / "certs/node.key").write_text(old)
-    args = {
-        "shared_certificates_dir": str(tmp_path / "certs"),
-        "shared_certificates_name": "node",
-        "shared_certificates_group": "root",
-        "shared_certificates_common_name": "unused",
-        "shared_certificates_site_certificate": str(tmp_path / "site.crt"),
-        "shared_certificates_site_key": str(tmp_path / "site.key"),
-        "shared_certificates_site_ca": str(tmp_path / "site-ca.crt"),
-    }
+    args = site_certificate_args(tmp_path)
     monkeypatch.setenv("ANSIBLE_DIFF_ALWAYS", "1")
     res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
     assert res.rc == 0, res.out
