@@ -8,16 +8,28 @@ that Elastic and the OpenSearch project publish on Maven Central:
   ``set_security_user``; ``ingest-common`` is missing) and real authentication, but no
   ILM (``x-pack-ilm``) and no root endpoint (``GET /`` answers 405).
 - ``org.opensearch.distribution.integ-test-zip:opensearch:<version>@zip`` (default
-  2.19.6): a minimal OpenSearch (``transport-netty4`` only; no security, no ISM).
+  2.19.4): a minimal OpenSearch (``transport-netty4`` only; no security, no ISM), to
+  which the engine adds the modules ``lang-painless``, ``ingest-common``,
+  ``analysis-common``, ``ingest-geoip`` and ``ingest-user-agent`` (``org.opensearch.plugin``
+  artifacts of the same version; ``lang-mustache`` is not published there): ingest
+  pipelines with their usual processors, painless scripts and the common analyzers.
+  Each module directory holds the plugin's jar, its own dependencies that are not in the
+  distribution's ``lib/``, a ``plugin-descriptor.properties`` and, where upstream has
+  one, its ``plugin-security.policy``. ``ingest-geoip`` gets the GeoLite2 City, Country
+  and ASN databases of ``org.elasticsearch:geolite2-databases:20191119`` (by MaxMind,
+  licensed CC BY-SA 4.0).
 
 The zip is fetched once with ``mvn dependency:get`` (strict checksums) into
 ``~/.cache/wlcg-soc/maven`` (a Maven local repository; ``WLCG_SOC_SEARCH_CACHE``
 overrides it), and checked again here against the ``.sha1`` file Maven Central serves
-beside it. Each node unpacks it into a temporary directory, listens on free loopback
-ports (``discovery.type: single-node``, 512 MiB heap) and is stopped, with its whole
-process group, by ``stop()``. Elasticsearch and OpenSearch refuse to run as root: under
-root the node runs as ``nobody``. ``SharedNodes`` lets the pytest-xdist workers of one
-run share one set of nodes.
+beside it. The OpenSearch modules come into the same repository with ``mvn
+dependency:copy-dependencies`` (strict checksums) and are assembled once per version into
+``opensearch-modules/<version>`` beside it. Each node unpacks the zip into a temporary
+directory (OpenSearch: plus a copy of the modules), listens on free loopback ports
+(``discovery.type: single-node``, 512 MiB heap) and is stopped, with its whole process
+group, by ``stop()``. Elasticsearch and OpenSearch refuse to run as root: under root the
+node runs as ``nobody``. ``SharedNodes`` lets the pytest-xdist workers of one run share
+one set of nodes.
 
 Versions: ``WLCG_SOC_TEST_ELASTICSEARCH`` / ``WLCG_SOC_TEST_OPENSEARCH``. Java: the
 newest JDK that the version needs (17 for Elasticsearch 8 and OpenSearch 2, 21 for
@@ -57,7 +69,59 @@ COORDINATES = {
     "elasticsearch": ("org.elasticsearch.distribution.integ-test-zip", "elasticsearch"),
     "opensearch": ("org.opensearch.distribution.integ-test-zip", "opensearch"),
 }
-DEFAULT_VERSIONS = {"elasticsearch": "8.19.21", "opensearch": "2.19.6"}
+DEFAULT_VERSIONS = {"elasticsearch": "8.19.21", "opensearch": "2.19.4"}
+# The OpenSearch modules added to the test distribution (group org.opensearch.plugin, the
+# core's version): plugin class (read from the jars), the jars of its own besides those
+# already in the distribution's lib/, the plugins it extends, its security policy grants.
+# The grants are those of upstream OpenSearch 2.19, github.com/opensearch-project/OpenSearch
+# modules/<name>/src/main/plugin-metadata/plugin-security.policy; the others have none.
+OPENSEARCH_MODULES: dict[str, dict] = {
+    "lang-painless": {
+        "classname": "org.opensearch.painless.PainlessPlugin",
+        "jars": (
+            "antlr4-runtime",
+            "asm",
+            "asm-analysis",
+            "asm-commons",
+            "asm-tree",
+            "asm-util",
+            "opensearch-scripting-painless-spi",
+        ),
+        "extends": "",
+        "grants": ('java.lang.RuntimePermission "createClassLoader"', 'java.lang.RuntimePermission "getClassLoader"'),
+    },
+    "ingest-common": {
+        "classname": "org.opensearch.ingest.common.IngestCommonPlugin",
+        "jars": ("opensearch-grok", "opensearch-dissect", "joni", "jcodings"),
+        "extends": "lang-painless",
+        "grants": (),
+    },
+    "analysis-common": {
+        "classname": "org.opensearch.analysis.common.CommonAnalysisPlugin",
+        "jars": (),
+        "extends": "lang-painless",
+        "grants": (),
+    },
+    "ingest-geoip": {
+        "classname": "org.opensearch.ingest.geoip.IngestGeoIpPlugin",
+        "jars": ("geoip2", "maxmind-db", "jackson-databind", "jackson-annotations"),
+        "extends": "",
+        # jackson-databind reflects over the classes it maps
+        "grants": (
+            'java.lang.RuntimePermission "accessDeclaredMembers"',
+            'java.lang.reflect.ReflectPermission "suppressAccessChecks"',
+        ),
+    },
+    "ingest-user-agent": {
+        "classname": "org.opensearch.ingest.useragent.IngestUserAgentPlugin",
+        "jars": (),
+        "extends": "",
+        "grants": (),
+    },
+}
+# GeoLite2 City, Country and ASN (2019-11-19), CC BY-SA 4.0 by MaxMind; ingest-geoip
+# requires them in its module directory.
+GEOIP_DATABASES = ("org.elasticsearch", "geolite2-databases", "20191119")
 HEAP = "512m"
 START_TIMEOUT = 180.0
 
@@ -127,6 +191,88 @@ def fetch(flavour: str, version: str) -> Path:
             sha_path.unlink()
             raise EngineError(f"{zip_path}: SHA-1 {actual} is not Maven Central's {expected}; removed, try again")
     return zip_path
+
+
+def _module_pom(version: str) -> str:
+    deps = [("org.opensearch.plugin", name, version) for name in OPENSEARCH_MODULES] + [GEOIP_DATABASES]
+    listed = "".join(
+        f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
+    return (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>wlcg-soc.test</groupId><artifactId>opensearch-modules</artifactId><version>1</version>"
+        f"<packaging>pom</packaging><dependencies>{listed}</dependencies></project>\n"
+    )
+
+
+def _descriptor(name: str, version: str, module: dict) -> str:
+    fields = {
+        "description": f"{name} (module of the OpenSearch distribution)",
+        "version": version,
+        "name": name,
+        "classname": module["classname"],
+        "java.version": "11",  # as in the distribution's own transport-netty4 descriptor
+        "opensearch.version": version,
+        "extended.plugins": module["extends"],
+        "has.native.controller": "false",
+    }
+    return "".join(f"{k}={v}\n" for k, v in fields.items())
+
+
+def opensearch_modules(zip_path: Path, version: str) -> Path:
+    """The directory of OpenSearch's modules (``OPENSEARCH_MODULES``) for ``version``,
+    assembled once from Maven Central (strict checksums) and kept beside the Maven cache."""
+    repo = cache_dir()
+    done = repo.parent / "opensearch-modules" / version
+    if (done / ".complete").is_file():
+        return done
+    repo.mkdir(parents=True, exist_ok=True)
+    with (repo / ".wlcg-soc.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share the cache
+        if (done / ".complete").is_file():
+            return done
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise EngineError("mvn (Debian package maven) is needed to fetch the OpenSearch modules")
+        with zipfile.ZipFile(zip_path) as archive:
+            in_lib = {Path(n).name for n in archive.namelist() if Path(n).parent.name == "lib" and n.endswith(".jar")}
+        with tempfile.TemporaryDirectory(dir=done.parent.parent) as scratch:
+            work = Path(scratch)
+            (work / "pom.xml").write_text(_module_pom(version))
+            cmd = [mvn, "-B", "-q", "--strict-checksums", f"-Dmaven.repo.local={repo}", "-f", str(work / "pom.xml")]
+            cmd += ["dependency:copy-dependencies", f"-DoutputDirectory={work / 'jars'}"]
+            ran = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+            if ran.returncode != 0:
+                raise EngineError(f"mvn could not fetch the OpenSearch {version} modules:\n{ran.stdout}{ran.stderr}")
+            jars = {p.name: p for p in (work / "jars").glob("*.jar")}
+            geoip = jars.pop(f"{GEOIP_DATABASES[1]}-{GEOIP_DATABASES[2]}.jar")
+            extra = {n: p for n, p in jars.items() if n not in in_lib}
+            staged = work / "modules"
+            for name, module in OPENSEARCH_MODULES.items():
+                target = staged / name
+                target.mkdir(parents=True)
+                for artifact in (name, *module["jars"]):
+                    matches = [n for n in extra if re.fullmatch(rf"{re.escape(artifact)}-\d[^-]*(-[^-]+)?\.jar", n)]
+                    if len(matches) != 1:
+                        raise EngineError(f"{name}: expected one {artifact} jar among {sorted(extra)}")
+                    shutil.copy2(extra.pop(matches[0]), target)
+                (target / "plugin-descriptor.properties").write_text(_descriptor(name, version, module))
+                if module["grants"]:  # upstream's plugin-metadata/plugin-security.policy, see OPENSEARCH_MODULES
+                    grants = "".join(f"  permission {g};\n" for g in module["grants"])
+                    (target / "plugin-security.policy").write_text(f"grant {{\n{grants}}};\n")
+            if extra:  # a dependency no module claims: the table above is out of date
+                raise EngineError(f"OpenSearch {version} modules need jars not placed: {sorted(extra)}")
+            with zipfile.ZipFile(geoip) as archive:
+                for member in archive.namelist():
+                    if member.endswith(".mmdb"):
+                        with archive.open(member) as src, (staged / "ingest-geoip" / member).open("wb") as dst:
+                            shutil.copyfileobj(src, dst)
+            (staged / ".complete").touch()
+            shutil.rmtree(done, ignore_errors=True)
+            done.parent.mkdir(parents=True, exist_ok=True)
+            staged.rename(done)
+    return done
 
 
 def unpack(zip_path: Path, dest: Path) -> Path:
@@ -300,6 +446,11 @@ class SearchNode:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"wlcg-soc-{self.flavour}-"))
         self.workdir.chmod(0o755)  # the node's user must reach the distribution
         home = unpack(zip_path, self.workdir / "dist")
+        if self.flavour == "opensearch":
+            for module in opensearch_modules(zip_path, self.version).iterdir():
+                if module.is_dir():
+                    shutil.copytree(module, home / "modules" / module.name)
+                    self._chown(home / "modules" / module.name)
         env = self._configure(home)
         if self.flavour == "elasticsearch":
             self._add_users(home, env)
