@@ -18,6 +18,11 @@ that Elastic and the OpenSearch project publish on Maven Central:
   one, its ``plugin-security.policy``. ``ingest-geoip`` gets the GeoLite2 City, Country
   and ASN databases of ``org.elasticsearch:geolite2-databases:20191119`` (by MaxMind,
   licensed CC BY-SA 4.0).
+  ``SearchNode("opensearch", security=True)`` adds the security plugin of the same
+  version, set up as a site sets it up (tests/search/opensearch_security.py): ``https``
+  ``url`` verified against the node's own CA (``ca_path``), ``username``/``password``
+  (``admin``, ``all_access``) and ``reader``/``reader_password`` (``readall``); no demo
+  certificates or users.
 
 The zip is fetched once with ``mvn dependency:get`` (strict checksums) into
 ``~/.cache/wlcg-soc/maven`` (a Maven local repository; ``WLCG_SOC_SEARCH_CACHE``
@@ -55,6 +60,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
@@ -152,7 +158,11 @@ def sha1_of(path: Path) -> str:
 
 def fetch(flavour: str, version: str) -> Path:
     """The distribution zip, fetched once and checked against Maven Central's .sha1."""
-    group, artifact = COORDINATES[flavour]
+    return fetch_artifact(*COORDINATES[flavour], version)
+
+
+def fetch_artifact(group: str, artifact: str, version: str) -> Path:
+    """A zip from Maven Central, fetched once and checked against its .sha1."""
     repo = cache_dir()
     where = repo.joinpath(*group.split("."), artifact, version)
     zip_path = where / f"{artifact}-{version}.zip"
@@ -163,7 +173,7 @@ def fetch(flavour: str, version: str) -> Path:
         if not (zip_path.is_file() and sha_path.is_file()):
             mvn = shutil.which("mvn")
             if not mvn:
-                raise EngineError("mvn (Debian package maven) is needed to fetch the test distribution")
+                raise EngineError(f"mvn (Debian package maven) is needed to fetch {artifact} {version}")
             cmd = [
                 mvn,
                 "-B",
@@ -330,19 +340,24 @@ def closed_port_url() -> str:
 
 class SearchNode:
     """One single-node cluster. ``url``; ``username``/``password`` (Elasticsearch, with
-    security on: a superuser, plus ``reader`` with the built-in ``viewer`` role)."""
+    security on: a superuser, plus ``reader`` with the built-in ``viewer`` role; OpenSearch
+    with ``security``: ``admin`` and ``reader``, over https verified against ``ca_path``)."""
 
-    def __init__(self, flavour: str, version: str | None = None, heap: str = HEAP):
+    def __init__(self, flavour: str, version: str | None = None, heap: str = HEAP, security: bool = False):
         if flavour not in COORDINATES:
             raise EngineError(f"unknown engine {flavour!r}")
+        if security and flavour != "opensearch":
+            raise EngineError("security=True is the OpenSearch security plugin; Elasticsearch has it always")
         self.flavour = flavour
         self.version = version or wanted_version(flavour)
         self.heap = heap
+        self.security = security
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if security else 'http'}://127.0.0.1:{self.port}"
         self.username: str | None = None
         self.password: str | None = None
         self.reader_password: str | None = None
+        self.ca_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.started_at = 0.0
@@ -454,6 +469,10 @@ class SearchNode:
         env = self._configure(home)
         if self.flavour == "elasticsearch":
             self._add_users(home, env)
+        if self.security:
+            from search import opensearch_security
+
+            opensearch_security.secure(self, home, env)
         launcher = home / "bin" / self.flavour
         self.log = self.workdir / "console.log"
         with self.log.open("wb") as out:
@@ -477,17 +496,24 @@ class SearchNode:
         return {"Authorization": f"Basic {token}"}
 
     def call(self, method: str, path: str, body=None, user: str | None = None, password: str | None = None):
-        """(status, parsed JSON) of one request as the superuser (or ``user``)."""
+        """(status, parsed JSON or else text) of one request as the superuser (or ``user``)."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json", **self.auth_header(user, password)}
         req = urllib.request.Request(f"{self.url}/{path.lstrip('/')}", data=data, method=method, headers=headers)  # noqa: S310
+        # https only to a node with its own CA: verified against that CA alone.
+        context = ssl.create_default_context(cafile=self.ca_path) if self.ca_path else None
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback http
+            with urllib.request.urlopen(req, timeout=30, context=context) as resp:  # noqa: S310 - loopback
                 raw = resp.read()
                 status = resp.status
         except urllib.error.HTTPError as exc:
             raw, status = exc.read(), exc.code
-        return status, (json.loads(raw) if raw.strip() else None)
+        if not raw.strip():
+            return status, None
+        try:
+            return status, json.loads(raw)
+        except ValueError:  # some refusals (the security plugin's 401) are plain text
+            return status, raw.decode(errors="replace")
 
     def wait(self, timeout: float = START_TIMEOUT) -> SearchNode:
         if self._ready:
@@ -563,7 +589,7 @@ class RemoteNode:
         raise EngineError(f"{self.flavour} at {self.url} not ready after {timeout:.0f}s")
 
 
-SHARED_KEYS = ("flavour", "version", "url", "port", "username", "password", "reader_password")
+SHARED_KEYS = ("flavour", "version", "url", "port", "username", "password", "reader_password", "ca_path")
 
 
 class SharedNodes:
