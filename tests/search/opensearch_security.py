@@ -91,7 +91,7 @@ def _leaf_extensions(usages: list[x509.ObjectIdentifier]) -> list[tuple[x509.Ext
 
 def write_certificates(conf: Path) -> dict[str, Path]:
     """CA, node and admin certificates with their keys, as PEM files in ``conf``."""
-    ca_key, node_key, admin_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3))
+    ca_key, node_key, admin_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _key in range(3))
     ca_name = _name("wlcg-soc test CA")
     ca_usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
     ca = _certificate(
