@@ -43,6 +43,7 @@ Elasticsearch 9) among ``WLCG_SOC_TEST_JAVA_HOME``, the ``java`` on PATH and
 
     python3 -m search.engine elasticsearch   # from tests/: start one, print its URL, wait
     python3 -m search.engine elasticsearch --fetch   # only fetch: {"path": ..., "sha1": ...}
+    python3 -m search.engine opensearch --security   # with the security plugin (https, ca_path)
 """
 
 from __future__ import annotations
@@ -719,15 +720,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="search.engine", description="Run a test node until interrupted.")
     parser.add_argument("flavour", choices=sorted(COORDINATES))
     parser.add_argument("--version")
+    parser.add_argument("--security", action="store_true", help="OpenSearch with its security plugin (TLS, own users)")
     parser.add_argument("--fetch", action="store_true", help="only fetch and check the zip; print its path and SHA-1")
     args = parser.parse_args()
     if args.fetch:
         zip_path = fetch(args.flavour, args.version or wanted_version(args.flavour))
         print(json.dumps({"path": str(zip_path), "sha1": sha1_of(zip_path)}))
         return
-    node = SearchNode(args.flavour, args.version)
+    node = SearchNode(args.flavour, args.version, security=args.security)
     with node:
-        print(json.dumps({"url": node.url, "username": node.username, "password": node.password}), flush=True)
+        print(json.dumps({k: getattr(node, k) for k in SHARED_KEYS}), flush=True)
         print(f"ready after {node.ready_after:.1f}s; Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()

@@ -496,3 +496,17 @@ def elasticsearch_node(search_nodes):
 @pytest.fixture
 def opensearch_node(search_nodes):
     return search_nodes.get("opensearch")
+
+
+# The OpenSearch node with the security plugin (tests/search/opensearch_security.py):
+# one per worker, for the tests marked with this xdist group, which all go to one worker.
+SECURE_OPENSEARCH = "opensearch-security"
+
+
+@pytest.fixture(scope="session")
+def secure_opensearch():
+    from search.engine import SearchNode
+
+    # The plugin is published for each core version; 2.19.4 is on Maven Central.
+    with SearchNode("opensearch", version="2.19.4", security=True) as node:
+        yield node
