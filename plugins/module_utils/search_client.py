@@ -357,19 +357,20 @@ def _scalar_str(value: Any) -> Any:
     return value
 
 
-def flatten_settings(settings: Any, prefix: str = "") -> dict:
-    """Index settings as the server stores them, flat: ``{"index": {"number_of_shards": 1}}``
-    and ``{"number_of_shards": "1"}`` both become ``{"index.number_of_shards": "1"}``."""
+def flatten_settings(settings: Any, prefix: str = "", scope: str = "index.") -> dict:
+    """Settings as the server stores them, flat, with scalars as strings: index settings
+    ``{"index": {"number_of_shards": 1}}`` and ``{"number_of_shards": "1"}`` both become
+    ``{"index.number_of_shards": "1"}``; ``scope=""`` adds no prefix (repository settings)."""
     flat: dict = {}
     if not isinstance(settings, dict):
         return flat
     for key, value in settings.items():
         full = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flatten_settings(value, f"{full}."))
+            flat.update(flatten_settings(value, f"{full}.", scope))
             continue
-        if not full.startswith("index."):
-            full = f"index.{full}"
+        if scope and not full.startswith(scope):
+            full = f"{scope}{full}"
         flat[full] = _scalar_str(value)
     return flat
 
@@ -542,3 +543,13 @@ def compare_ism(desired: Any, stored: Any) -> tuple[dict, dict]:
     before = prune_defaults(normalize_ism(stored), after, ISM_DEFAULTS)
     before = _collapse_empty_retry(drop_none(before))
     return before, after
+
+
+def normalize_repository(body: Any) -> dict:
+    """A snapshot repository as ``GET _snapshot/<name>`` shows it: its type and flat settings as strings."""
+    body = drop_none(copy.deepcopy(body or {}))
+    return {"type": body.get("type"), "settings": flatten_settings(body.get("settings") or {}, scope="")}
+
+
+def compare_repository(desired: Any, stored: Any) -> tuple[dict, dict]:
+    return normalize_repository(stored), normalize_repository(desired)

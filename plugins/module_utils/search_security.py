@@ -307,9 +307,6 @@ class SecurityApi:
             "hosts": list(stored.get("hosts") or []),
         }
 
-    def mapping_body(self, neutral: dict) -> dict:
-        return copy.deepcopy(neutral)
-
     def mapping_desired(self, params: dict) -> dict:
         users, groups = list(params.get("users") or []), list(params.get("backend_roles") or [])
         if not self.es:

@@ -103,7 +103,7 @@ engine_version:
   description: Its version, when the server tells it.
   returned: success
   type: str
-  sample: 2.19.6
+  sample: 2.19.4
 pipeline:
   description:
     - The pipeline as stored after the task; in check mode, the desired one. Absent

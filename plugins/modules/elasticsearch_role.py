@@ -263,18 +263,12 @@ def main():
             raise SearchError(f"metadata: keys starting with _ are Elasticsearch's own: {', '.join(reserved)}")
         desired = api.role_desired(p)
 
-        def guard(stored):
-            if api.reserved(stored):
-                raise SearchError("is built in (reserved or static) and cannot be changed or deleted")
-
         def write(stored):
-            guard(stored)
             api.write("role", name, api.role_body(desired))
 
-        def delete(stored):
-            guard(stored)
-            api.delete("role", name)
-
+        stored = api.read("role", name)
+        if api.reserved(stored) and (p["state"] == "absent" or api.role_neutral(stored) != desired):
+            raise SearchError("is built in (reserved or static) and cannot be changed or deleted")
         _before, after = reconcile(
             module,
             result,
@@ -285,7 +279,7 @@ def main():
             read=lambda: api.read("role", name),
             compare=lambda want, stored: (api.role_neutral(stored), want),
             write=write,
-            delete=delete,
+            delete=lambda stored: api.delete("role", name),
         )
         if after is not None:
             result["role"] = after

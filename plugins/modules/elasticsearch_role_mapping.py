@@ -175,18 +175,12 @@ def main():
         name = p["name"] or role
         desired = api.mapping_desired(p) if p["state"] == "present" else None
 
-        def guard(stored):
-            if api.reserved(stored):
-                raise SearchError("is built in (reserved) and cannot be changed or deleted")
-
         def write(stored):
-            guard(stored)
-            api.write("role_mapping", name, api.mapping_body(desired))
+            api.write("role_mapping", name, desired)  # the neutral form is the API's own here
 
-        def delete(stored):
-            guard(stored)
-            api.delete("role_mapping", name)
-
+        stored = api.read("role_mapping", name)
+        if api.reserved(stored) and (p["state"] == "absent" or api.mapping_neutral(stored) != desired):
+            raise SearchError("is built in (reserved) and cannot be changed or deleted")
         _before, after = reconcile(
             module,
             result,
@@ -197,7 +191,7 @@ def main():
             read=lambda: api.read("role_mapping", name),
             compare=lambda want, stored: (api.mapping_neutral(stored), want),
             write=write,
-            delete=delete,
+            delete=lambda stored: api.delete("role_mapping", name),
         )
         if after is not None:
             result["mapping"] = after

@@ -32,7 +32,8 @@ dependency:copy-dependencies`` (strict checksums) and are assembled once per ver
 ``opensearch-modules/<version>`` beside it. Each node unpacks the zip into a temporary
 directory (OpenSearch: plus a copy of the modules), listens on free loopback ports
 (``discovery.type: single-node``, 512 MiB heap) and is stopped, with its whole process
-group, by ``stop()``. Elasticsearch and OpenSearch refuse to run as root: under root the
+group, by ``stop()``. ``path.repo`` is the node's ``repo_path``, for file system snapshot
+repositories. Elasticsearch and OpenSearch refuse to run as root: under root the
 node runs as ``nobody``. ``SharedNodes`` lets the pytest-xdist workers of one run share
 one set of nodes.
 
@@ -359,6 +360,7 @@ class SearchNode:
         self.password: str | None = None
         self.reader_password: str | None = None
         self.ca_path: str | None = None
+        self.repo_path: str | None = None
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.started_at = 0.0
@@ -397,9 +399,11 @@ class SearchNode:
     def _configure(self, home: Path) -> dict:
         assert self.workdir is not None
         conf, data, logs, tmp = (self.workdir / d for d in ("conf", "data", "logs", "tmp"))
+        repo = self.workdir / "snapshots"
         shutil.copytree(home / "config", conf)
-        for d in (data, logs, tmp):
+        for d in (data, logs, tmp, repo):
             d.mkdir()
+        self.repo_path = str(repo)
         settings = {
             "cluster.name": f"wlcg-soc-test-{self.flavour}",
             "node.name": "node-1",
@@ -409,6 +413,7 @@ class SearchNode:
             "transport.port": free_port(),
             "path.data": str(data),
             "path.logs": str(logs),
+            "path.repo": str(repo),  # file system snapshot repositories below it
             # A nearly full disk must not turn the test cluster read-only or red.
             "cluster.routing.allocation.disk.threshold_enabled": False,
         }
@@ -429,9 +434,9 @@ class SearchNode:
             if not re.search(r"-Xm[sx]|Xlog|HeapDumpPath|ErrorFile|PrintGC|GCLog|loggc", line)
         ]
         (conf / "jvm.options").write_text("\n".join(options) + "\n")
-        for d in (conf, data, logs, tmp):
+        for d in (conf, data, logs, tmp, repo):
             d.chmod(0o750)
-        self._chown(conf, data, logs, tmp)
+        self._chown(conf, data, logs, tmp, repo)
         return self._env(home, conf, tmp)
 
     def _add_users(self, home: Path, env: dict) -> None:
@@ -590,7 +595,7 @@ class RemoteNode:
         raise EngineError(f"{self.flavour} at {self.url} not ready after {timeout:.0f}s")
 
 
-SHARED_KEYS = ("flavour", "version", "url", "port", "username", "password", "reader_password", "ca_path")
+SHARED_KEYS = ("flavour", "version", "url", "port", "username", "password", "reader_password", "ca_path", "repo_path")
 
 
 class SharedNodes:

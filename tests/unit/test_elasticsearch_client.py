@@ -355,11 +355,11 @@ def test_red_cluster_after_bounded_checks(sc, scripted):
 
 
 def test_opensearch_detected_from_root(sc, scripted):
-    root = {"cluster_name": "c", "version": {"distribution": "opensearch", "number": "2.19.6"}}
+    root = {"cluster_name": "c", "version": {"distribution": "opensearch", "number": "2.19.4"}}
     server = scripted([(200, root), (200, {"cluster_name": "c", "status": "green"})])
     assert sc.SearchClient(hosts=[server.url], retries=0).connect() == {
         "engine": "opensearch",
-        "version": "2.19.6",
+        "version": "2.19.4",
         "cluster_name": "c",
     }
 

@@ -442,3 +442,58 @@ def test_an_html_page_with_200_fails_and_changes_nothing(tmp_path, module, route
     ), res["msg"]
     assert "Welcome to nginx!" in res["msg"] and "set engine" not in res["msg"]
     assert methods == {"GET"}  # nothing written
+
+
+def test_snapshot_repository_snapshot_delete_restore(search_node, tmp_path):
+    """The repository by the module; a snapshot of an index, the index deleted and restored."""
+    node = search_node
+    location = f"{node.repo_path}/soc"
+    repo = dict(conn(node), name="soc-snapshots", settings={"location": location})
+    compressed = dict(repo, settings={"location": location, "compress": True, "max_snapshot_bytes_per_sec": "40mb"})
+    outside = dict(repo, settings={"location": str(tmp_path / "elsewhere")})
+    results, out = run_play(
+        tmp_path,
+        "elasticsearch_snapshot_repository",
+        [
+            step(repo, diff=True),  # 0 create, verified
+            step(repo),  # 1 no change, not verified again
+            step(compressed, check=True, diff=True),  # 2 reported, not written
+            step(compressed),  # 3 booleans and sizes compare as the strings the server keeps
+            step(compressed),  # 4
+            step(dict(compressed, verify="always")),  # 5 verified, nothing written
+            step(outside),  # 6 refused: not below path.repo
+        ],
+    )
+    assert [r.get("operation") for r in results[:6]] == ["create", "none", "update", "update", "none", "none"], out
+    assert not any(r.get("failed") for r in results[:6]), out
+    assert results[0]["verified_nodes"] == ["node-1"] and "verified_nodes" not in results[1]
+    assert results[5]["verified_nodes"] == ["node-1"] and not results[5]["changed"]
+    assert '"compress": "true"' in results[2]["diff"]["after"]
+    assert results[4]["repository"] == {
+        "type": "fs",
+        "settings": {"location": location, "compress": "true", "max_snapshot_bytes_per_sec": "40mb"},
+    }
+    assert results[6]["failed"] and "path.repo" in results[6]["msg"], results[6]
+    assert stored(node, "_snapshot/soc-snapshots")["soc-snapshots"]["settings"]["location"] == location
+
+    index = f"zeek-snap-{node.flavour}"
+    for uid in ("C1", "C2", "C3"):
+        assert node.call("POST", f"{index}/_doc", {"uid": uid})[0] == 201
+    assert node.call("POST", f"{index}/_refresh")[0] == 200
+    status, taken = node.call(
+        "PUT", "_snapshot/soc-snapshots/before-delete?wait_for_completion=true", {"indices": index}
+    )
+    assert status == 200 and taken["snapshot"]["state"] == "SUCCESS", taken
+    assert node.call("DELETE", index)[0] == 200
+    assert node.call("GET", f"{index}/_count")[0] == 404
+    status, restored = node.call(
+        "POST", "_snapshot/soc-snapshots/before-delete/_restore?wait_for_completion=true", {"indices": index}
+    )
+    assert status == 200 and restored["snapshot"]["shards"]["failed"] == 0, restored
+    status, count = node.call("GET", f"{index}/_count")
+    assert status == 200 and count["count"] == 3, count
+
+    results, out = run_play(tmp_path, "elasticsearch_snapshot_repository", [step(dict(repo, state="absent"))] * 2)
+    assert [r["operation"] for r in results] == ["delete", "none"], out
+    assert node.call("GET", "_snapshot/soc-snapshots")[0] == 404
+    assert node.call("DELETE", index)[0] == 200

@@ -110,6 +110,7 @@ BAD_INPUT = [
     ({"elasticsearch_http_port": 9300}, "elasticsearch_http_port"),
     ({"elasticsearch_network_host": ""}, "elasticsearch_network_host"),
     ({"elasticsearch_data_path": "data"}, "elasticsearch_data_path"),
+    ({"elasticsearch_snapshot_path": "snapshots"}, "elasticsearch_snapshot_path"),
     ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
     ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
     ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
@@ -225,15 +226,17 @@ def test_elasticsearch_on_el9_from_the_repository(playbook, tmp_path):
     )
     assert "LimitMEMLOCK=infinity" in dropin and "LimitNOFILE=65535" in dropin
     assert "CapabilityBoundingSet=\n" in dropin
-    assert "ReadWritePaths=/var/lib/elasticsearch /var/log/elasticsearch /etc/elasticsearch" in dropin
+    assert "ReadWritePaths=/var/lib/elasticsearch /var/log/elasticsearch /etc/elasticsearch\n" in dropin
+    assert "path.repo" not in node  # no snapshots unless a shared file system is given
 
 
 def test_opensearch_on_debian_from_an_archive(playbook, tmp_path):
     extra = {
         "elasticsearch_engine": "opensearch",
         "elasticsearch_install_method": "archive",
-        "elasticsearch_version": "2.19.6",
+        "elasticsearch_version": "2.19.4",
         "elasticsearch_opensearch_admin_password": "a-long-admin-pw",
+        "elasticsearch_snapshot_path": "/srv/search-snapshots/soc",
         "elasticsearch_node_roles": ["master", "data"],
         "elasticsearch_heap_mb": 4096,
         "elasticsearch_memory_lock": False,
@@ -249,6 +252,12 @@ def test_opensearch_on_debian_from_an_archive(playbook, tmp_path):
     assert "-Xmx4096m" in out["heap.options"]
     assert "ExecStart=/opt/opensearch/bin/opensearch $WLCG_SOC_BOOTSTRAP" in out["dropin.conf"]
     assert "LimitMEMLOCK" not in out["dropin.conf"]
+    # The snapshots' file system: path.repo, and writable in the service's sandbox.
+    assert node["path.repo"] == ["/srv/search-snapshots/soc"]
+    assert (
+        "ReadWritePaths=/var/lib/opensearch /var/log/opensearch /etc/opensearch /srv/search-snapshots/soc\n"
+        in (out["dropin.conf"])
+    )
     unit = out["archive.service"]
     assert "User=opensearch" in unit and "Environment=OPENSEARCH_PATH_CONF=/etc/opensearch" in unit
     ism = json.loads(out["lifecycle.json"])

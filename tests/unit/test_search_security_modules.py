@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -241,3 +242,218 @@ def test_opensearch_refuses_what_it_cannot_hold(secure_opensearch, tmp_path):
     assert "x_user" not in users
     _status, role = node.call("GET", "_plugins/_security/api/roles/kibana_server")
     assert "cluster_all" not in json.dumps(role)
+
+
+# -- Elasticsearch: the documented security API (tests/search/security_double.py) ----------
+
+
+@pytest.fixture
+def es_security(elasticsearch_node):
+    from search.security_double import SecurityDouble
+
+    with SecurityDouble(elasticsearch_node.url) as double:
+        yield double, elasticsearch_node
+
+
+def es_conn(double, node, **extra) -> dict:
+    args = {"hosts": [double.url], "username": node.username, "password": node.password, "timeout": 20, "retries": 1}
+    args.update(extra)
+    return args
+
+
+def test_elasticsearch_role_lifecycle(es_security, tmp_path):
+    double, node = es_security
+    role = dict(
+        es_conn(double, node),
+        name="soc_writer",
+        description="Logstash writes Zeek logs, flows and alerts",
+        cluster=["monitor"],
+        indices=[{"names": ["zeek-*", "flows-*", "alerts-*"], "privileges": ["create_doc", "auto_configure"]}],
+    )
+    analyst = dict(
+        es_conn(double, node),
+        name="soc_analyst",
+        indices=[
+            {"names": ["zeek-*"], "privileges": ["read"], "except_fields": ["smtp.body"], "query": '{"term": {"a": 1}}'}
+        ],
+        metadata={"team": "soc"},
+    )
+    results, out = play(
+        tmp_path,
+        [
+            ("elasticsearch_role", role, {"diff": True}),  # 0 create
+            ("elasticsearch_role", role, {}),  # 1 the server's defaults (transient_metadata...): no change
+            ("elasticsearch_role", dict(role, run_as=["logstash"]), {"check_mode": True}),  # 2
+            ("elasticsearch_role", dict(role, run_as=["logstash"]), {}),  # 3
+            ("elasticsearch_role", analyst, {}),  # 4 field security and a query as JSON text
+            ("elasticsearch_role", analyst, {}),  # 5
+            ("elasticsearch_role", dict(es_conn(double, node), name="superuser", cluster=["monitor"]), {}),  # 6
+            (
+                "elasticsearch_role",
+                dict(es_conn(double, node), name="x", tenants=[{"patterns": ["a"], "privileges": ["b"]}]),
+                {},
+            ),
+            ("elasticsearch_role", dict(role, state="absent"), {}),  # 8
+            ("elasticsearch_role", dict(role, state="absent"), {}),  # 9
+        ],
+    )
+    assert [r.get("operation") for r in results] == [
+        "create",
+        "none",
+        "update",
+        "update",
+        "create",
+        "none",
+        "none",
+        "none",
+        "delete",
+        "none",
+    ], out
+    assert not any(r.get("failed") for r in results[:6] + results[8:]), out
+    assert results[0]["role"]["indices"] == [
+        {"names": ["zeek-*", "flows-*", "alerts-*"], "privileges": ["create_doc", "auto_configure"]}
+    ]
+    assert results[3]["role"]["run_as"] == ["logstash"]
+    assert results[5]["role"]["indices"][0]["field_security"] == {"grant": ["*"], "except": ["smtp.body"]}
+    assert results[5]["role"]["indices"][0]["query"] == {"term": {"a": 1}}
+    assert results[6]["failed"] and "built in" in results[6]["msg"]
+    assert results[7]["failed"] and "tenants: opensearch only" in results[7]["msg"]
+    assert ("PUT", "/_security/role/superuser") not in double.requests
+
+
+def test_elasticsearch_users_and_the_built_in_kibana_system(es_security, tmp_path):
+    double, node = es_security
+    first, second, kibana = strong_password(), strong_password(), strong_password()
+    user = dict(
+        es_conn(double, node), name="soc_writer", user_password=first, roles=["soc_writer"], email="soc@example.org"
+    )
+    builtin = dict(es_conn(double, node), name="kibana_system", user_password=kibana)
+    results, out = play(
+        tmp_path,
+        [
+            ("elasticsearch_user", user, {"diff": True}),  # 0 create
+            ("elasticsearch_user", user, {}),  # 1 the login works
+            ("elasticsearch_user", dict(user, user_password=second), {"diff": True}),  # 2 new password
+            ("elasticsearch_user", dict(user, user_password=second, enabled=False), {}),  # 3 disabled
+            ("elasticsearch_user", dict(user, user_password=first, enabled=False), {}),  # 4 cannot log in: left alone
+            ("elasticsearch_user", builtin, {}),  # 5 only the password, through _password
+            ("elasticsearch_user", builtin, {}),  # 6
+            ("elasticsearch_user", dict(builtin, roles=["superuser"]), {}),  # 7 refused
+            ("elasticsearch_user", dict(user, backend_roles=["x"]), {}),  # 8 refused
+            ("elasticsearch_user", dict(user, metadata={"_reserved": True}), {}),  # 9 refused
+        ],
+    )
+    assert [r.get("operation") for r in results[:7]] == [
+        "create",
+        "none",
+        "update",
+        "update",
+        "none",
+        "update",
+        "none",
+    ], out
+    assert [r.get("password_changed") for r in results[:7]] == [True, False, True, False, False, True, False]
+    assert not any(r.get("failed") for r in results[:7]), out
+    for secret in (first, second, kibana):
+        assert secret not in out
+    assert results[3]["user"]["enabled"] is False
+    assert results[5]["user"]["roles"] == ["kibana_system"]
+    assert ("POST", "/_security/user/kibana_system/_password") in double.requests or (
+        "PUT",
+        "/_security/user/kibana_system/_password",
+    ) in double.requests
+    assert ("PUT", "/_security/user/kibana_system") not in double.requests
+    assert (
+        results[7]["failed"] and "only its password and enabled" in results[7]["msg"] and "roles" in results[7]["msg"]
+    )
+    assert results[8]["failed"] and "backend_roles: opensearch only" in results[8]["msg"]
+    assert results[9]["failed"] and "keys starting with _" in results[9]["msg"]
+
+
+def test_elasticsearch_role_mapping_rules(es_security, tmp_path):
+    double, node = es_security
+    groups = dict(es_conn(double, node), role="soc_analyst", users=["alice"], backend_roles=["cn=soc,ou=groups"])
+    rules = dict(es_conn(double, node), name="pki-analysts", role="soc_analyst", rules={"field": {"dn": "*,ou=soc"}})
+    results, out = play(
+        tmp_path,
+        [
+            ("elasticsearch_role_mapping", groups, {"diff": True}),  # 0
+            ("elasticsearch_role_mapping", groups, {}),  # 1
+            ("elasticsearch_role_mapping", dict(groups, enabled=False), {}),  # 2
+            ("elasticsearch_role_mapping", rules, {}),  # 3
+            ("elasticsearch_role_mapping", rules, {}),  # 4
+            ("elasticsearch_role_mapping", dict(groups, mapped_hosts=["10.0.0.1"]), {}),  # 5 refused
+            ("elasticsearch_role_mapping", dict(rules, users=["bob"]), {}),  # 6 refused
+            ("elasticsearch_role_mapping", dict(rules, state="absent"), {}),  # 7
+        ],
+    )
+    assert [r.get("operation") for r in results] == [
+        "create",
+        "none",
+        "update",
+        "create",
+        "none",
+        "none",
+        "none",
+        "delete",
+    ], out
+    assert results[0]["mapping"] == {
+        "roles": ["soc_analyst"],
+        "rules": {"any": [{"field": {"username": ["alice"]}}, {"field": {"groups": ["cn=soc,ou=groups"]}}]},
+        "enabled": True,
+        "metadata": {},
+    }
+    assert results[2]["mapping"]["enabled"] is False
+    assert results[5]["failed"] and "mapped_hosts: opensearch only" in results[5]["msg"]
+    assert results[6]["failed"] and "rules replaces users and backend_roles" in results[6]["msg"]
+
+
+def test_elasticsearch_api_key_created_once_updated_in_place(es_security, tmp_path):
+    double, node = es_security
+    key = dict(
+        es_conn(double, node),
+        name="elastalert",
+        role_descriptors={"alerts_reader": {"indices": [{"names": ["alerts-*"], "privileges": ["read"]}]}},
+        metadata={"service": "elastalert2"},
+    )
+    wider = dict(
+        key,
+        role_descriptors={"alerts_reader": {"indices": [{"names": ["alerts-*", "zeek-*"], "privileges": ["read"]}]}},
+    )
+
+    def whoami(encoded: str) -> int:
+        req = urllib.request.Request(  # noqa: S310 - loopback
+            f"{double.url}/_security/_authenticate", headers={"Authorization": f"ApiKey {encoded}"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    results, out = play(
+        tmp_path,
+        [
+            ("elasticsearch_api_key", key, {"diff": True}),  # 0 create: the secret, once
+            ("elasticsearch_api_key", key, {}),  # 1 no change, no secret
+            ("elasticsearch_api_key", wider, {"check_mode": True}),  # 2
+            ("elasticsearch_api_key", wider, {"diff": True}),  # 3 updated in place
+        ],
+    )
+    assert [r.get("operation") for r in results] == ["create", "none", "update", "update"], out
+    assert not any(r.get("failed") for r in results), out
+    created = results[0]
+    assert created["api_key"] and created["encoded"] and "api_key" not in results[1] and "encoded" not in results[3]
+    assert results[1]["id"] == results[3]["id"] == created["id"]
+    assert results[3]["key"]["role_descriptors"]["alerts_reader"]["indices"][0]["names"] == ["alerts-*", "zeek-*"]
+    assert created["api_key"] not in json.dumps(created.get("diff"))
+    assert whoami(created["encoded"]) == 200
+    results, out = play(
+        tmp_path,
+        [
+            ("elasticsearch_api_key", dict(key, state="absent"), {}),
+            ("elasticsearch_api_key", dict(key, state="absent"), {}),
+        ],
+    )
+    assert [r.get("operation") for r in results] == ["delete", "none"], out
+    assert whoami(created["encoded"]) == 401

@@ -11,6 +11,7 @@ import testinfra
 NODES = {"es-node1": 9201, "es-node2": 9202, "es-node3": 9203}
 TRANSPORT = {"es-node1": 9301, "es-node2": 9302, "es-node3": 9303}
 CONF = "/etc/elasticsearch"
+SNAPSHOTS = "/srv/search-snapshots/soc"
 PASSWORD = "molecule-elastic-pw-0123"  # noqa: S105 (the scenario's own test password)
 
 # Runs in a node: one request to its API over TLS, verified against the site CA.
@@ -133,6 +134,7 @@ def test_configuration(hosts, name):
     assert "initial_master_nodes" not in text
     assert not host.file("/run/wlcg-soc/elasticsearch-bootstrap.env").exists
     assert "xpack.security.transport.ssl.verification_mode: full" in text
+    assert f"path.repo:\n- {SNAPSHOTS}" in text
     assert host.file("/opt/elasticsearch").linked_to == "/opt/wlcg-soc/elasticsearch-8.19.21"
     heap = host.file(f"{CONF}/jvm.options.d/50-wlcg-soc-heap.options").content_string
     assert "-Xms256m" in heap and "-Xmx256m" in heap
@@ -157,7 +159,7 @@ def test_service_runs_unprivileged_and_sandboxed(hosts, name):
     )
     got = dict(line.split("=", 1) for line in props.splitlines())
     assert got["ProtectSystem"] == "strict" and got["ProtectHome"] == "yes" and got["PrivateTmp"] == "yes"
-    assert set(got["ReadWritePaths"].split()) == {"/var/lib/elasticsearch", "/var/log/elasticsearch", CONF}
+    assert set(got["ReadWritePaths"].split()) == {"/var/lib/elasticsearch", "/var/log/elasticsearch", CONF, SNAPSHOTS}
 
 
 def test_templates_shape_new_indices(hosts):
@@ -186,6 +188,43 @@ def test_templates_shape_new_indices(hosts):
     assert index["number_of_replicas"] == "1" and index["number_of_shards"] == "1"
     status = api(host, port, "/flows-molecule-1", method="DELETE")[0]
     assert status == 200
+
+
+def test_snapshot_repository_restores_a_deleted_index(hosts):
+    """The repository on the volume every node mounts: registered, reachable from all three
+    nodes, and a snapshot brings back an index that was deleted, with its documents."""
+    host, port = hosts["es-node3"], 9203
+    status, repo = api(host, port, "/_snapshot/soc-snapshots")
+    assert status == 200 and repo["soc-snapshots"] == {
+        "type": "fs",
+        "settings": {"location": SNAPSHOTS, "compress": "true"},
+    }, repo
+    status, verified = api(host, port, "/_snapshot/soc-snapshots/_verify", method="POST")
+    assert status == 200 and sorted(n["name"] for n in verified["nodes"].values()) == sorted(NODES), verified
+    for name in NODES:
+        directory = hosts[name].file(SNAPSHOTS)
+        assert (directory.user, directory.mode) == ("elasticsearch", 0o750)
+    index = "zeek-molecule-snapshot"
+    for uid in ("C1", "C2", "C3"):
+        assert api(host, port, f"/{index}/_doc", method="POST", body={"uid": uid})[0] == 201
+    assert api(host, port, f"/{index}/_refresh", method="POST")[0] == 200
+    status, taken = api(
+        host, port, "/_snapshot/soc-snapshots/molecule?wait_for_completion=true", method="PUT", body={"indices": index}
+    )
+    assert status == 200 and taken["snapshot"]["state"] == "SUCCESS", taken
+    assert api(host, port, f"/{index}", method="DELETE")[0] == 200
+    status, restored = api(
+        hosts["es-node1"],
+        9201,
+        "/_snapshot/soc-snapshots/molecule/_restore?wait_for_completion=true",
+        method="POST",
+        body={"indices": index},
+    )
+    assert status == 200 and restored["snapshot"]["shards"]["failed"] == 0, restored
+    status, count = api(host, port, f"/{index}/_count")
+    assert status == 200 and count["count"] == 3, count
+    assert api(host, port, f"/{index}", method="DELETE")[0] == 200
+    assert api(host, port, "/_snapshot/soc-snapshots/molecule", method="DELETE")[0] == 200
 
 
 def test_rolling_restart_went_one_node_at_a_time(hosts):
