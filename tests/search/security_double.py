@@ -188,7 +188,7 @@ def _expiration(text, now: int) -> tuple[int, int | None]:
 
 def _credentials(headers) -> tuple[str, str, str] | None:
     """(scheme, user or key id, password or key) of an ``Authorization`` header."""
-    scheme, _, value = (headers.get("Authorization") or "").partition(" ")
+    scheme, _space, value = (headers.get("Authorization") or "").partition(" ")
     try:
         who, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
     except ValueError:

@@ -111,6 +111,18 @@ BAD_INPUT = [
     ({"elasticsearch_network_host": ""}, "elasticsearch_network_host"),
     ({"elasticsearch_data_path": "data"}, "elasticsearch_data_path"),
     ({"elasticsearch_snapshot_path": "snapshots"}, "elasticsearch_snapshot_path"),
+    (
+        {"elasticsearch_snapshot_path": "/srv/s", "elasticsearch_snapshot_host": "elsewhere"},
+        "elasticsearch_snapshot_host",
+    ),
+    (
+        {"elasticsearch_snapshot_path": "/srv/s", "elasticsearch_snapshot_user": "snap"},
+        "elasticsearch_snapshot_password",
+    ),
+    (
+        {"elasticsearch_snapshot_path": "/srv/s", "elasticsearch_snapshot_prefix": "Daily "},
+        "elasticsearch_snapshot_prefix",
+    ),
     ({"elasticsearch_heap_mb": 64}, "elasticsearch_heap_mb"),
     ({"elasticsearch_heap_mb": 40000}, "elasticsearch_heap_mb"),
     ({"elasticsearch_extra_settings": {"cluster.name": "x"}}, "cluster.name"),
@@ -185,6 +197,9 @@ TEMPLATES = {
     "archive.service": "archive.service.j2",
     "settings.json": "api/family-settings.json.j2",
     "lifecycle.json": "api/lifecycle-{engine}.json.j2",
+    "snapshot.json": "search-snapshot.json.j2",
+    "snapshot.service": "wlcg-soc-search-snapshot.service.j2",
+    "snapshot.timer": "wlcg-soc-search-snapshot.timer.j2",
 }
 
 
@@ -256,8 +271,20 @@ def test_opensearch_on_debian_from_an_archive(playbook, tmp_path):
     assert node["path.repo"] == ["/srv/search-snapshots/soc"]
     assert (
         "ReadWritePaths=/var/lib/opensearch /var/log/opensearch /etc/opensearch /srv/search-snapshots/soc\n"
-        in (out["dropin.conf"])
+        in out["dropin.conf"]
     )
+    # The scheduled snapshot: the node's own API over TLS, as the engine's user, credentials on stdin.
+    snapshot = json.loads(out["snapshot.json"])
+    assert snapshot["url"].startswith("https://") and snapshot["ca"] == "/etc/opensearch/certs/ca.crt"
+    assert (snapshot["repository"], snapshot["indices"], snapshot["prefix"]) == ("soc-snapshots", ["*"], "soc-")
+    assert (snapshot["retention_days"], snapshot["min_count"]) == (30, 7)
+    service = out["snapshot.service"]
+    assert "# Ansible managed" in service.splitlines()[:3]
+    assert "User=opensearch" in service and "CapabilityBoundingSet=\n" in service and "ProtectSystem=strict" in service
+    assert "StandardInput=file:/etc/opensearch/wlcg-soc-search-snapshot.credentials" in service
+    assert "ExecStart=/usr/bin/python3 /usr/local/libexec/wlcg-soc-search-snapshot --config" in service
+    assert "TimeoutStartSec=3660" in service
+    assert "OnCalendar=*-*-* 01:30:00" in out["snapshot.timer"] and "Persistent=true" in out["snapshot.timer"]
     unit = out["archive.service"]
     assert "User=opensearch" in unit and "Environment=OPENSEARCH_PATH_CONF=/etc/opensearch" in unit
     ism = json.loads(out["lifecycle.json"])

@@ -163,7 +163,7 @@ def test_opensearch_user_password_checked_by_login(secure_opensearch, tmp_path):
     assert results[6]["user"] == {"roles": [], "backend_roles": ["soc"], "full_name": "Pipes", "metadata": {}}
     assert node.call("GET", auth, user="soc_pw_user", password=second)[0] == 200  # kept by step 6
     assert results[7]["failed"] and "Weak password" in results[7]["msg"] and "short" not in results[7]["msg"]
-    results, _ = play(tmp_path, [("elasticsearch_user", dict(conn(node), name="soc_pw_user", state="absent"), {})])
+    results, _out = play(tmp_path, [("elasticsearch_user", dict(conn(node), name="soc_pw_user", state="absent"), {})])
     assert results[0]["operation"] == "delete"
     assert node.call("GET", auth, user="soc_pw_user", password=second)[0] == 401
 

@@ -195,10 +195,9 @@ def test_snapshot_repository_restores_a_deleted_index(hosts):
     nodes, and a snapshot brings back an index that was deleted, with its documents."""
     host, port = hosts["es-node3"], 9203
     status, repo = api(host, port, "/_snapshot/soc-snapshots")
-    assert status == 200 and repo["soc-snapshots"] == {
-        "type": "fs",
-        "settings": {"location": SNAPSHOTS, "compress": "true"},
-    }, repo
+    assert status == 200, repo
+    assert repo["soc-snapshots"]["type"] == "fs", repo  # Elasticsearch adds the repository's uuid
+    assert repo["soc-snapshots"]["settings"] == {"location": SNAPSHOTS, "compress": "true"}, repo
     status, verified = api(host, port, "/_snapshot/soc-snapshots/_verify", method="POST")
     assert status == 200 and sorted(n["name"] for n in verified["nodes"].values()) == sorted(NODES), verified
     for name in NODES:
@@ -225,6 +224,27 @@ def test_snapshot_repository_restores_a_deleted_index(hosts):
     assert status == 200 and count["count"] == 3, count
     assert api(host, port, f"/{index}", method="DELETE")[0] == 200
     assert api(host, port, "/_snapshot/soc-snapshots/molecule", method="DELETE")[0] == 200
+
+
+def test_scheduled_snapshot_runs_on_one_node(hosts):
+    """The timer's service, started now as the timer would: a successful snapshot in the
+    repository, taken as the engine's user with the root-only credentials on its input."""
+    host = hosts["es-node1"]  # elasticsearch_snapshot_host: the group's first host
+    timer = host.service("wlcg-soc-search-snapshot.timer")
+    assert timer.is_enabled and timer.is_running
+    for name in ("es-node2", "es-node3"):
+        assert not hosts[name].file("/etc/systemd/system/wlcg-soc-search-snapshot.timer").exists
+    credentials = host.file(f"{CONF}/wlcg-soc-search-snapshot.credentials")
+    assert (credentials.user, credentials.group, credentials.mode) == ("root", "root", 0o600)
+    run = host.run("systemctl start wlcg-soc-search-snapshot.service")
+    assert run.rc == 0, host.run("journalctl -u wlcg-soc-search-snapshot --no-pager").stdout
+    journal = host.check_output("journalctl -u wlcg-soc-search-snapshot --no-pager -o cat")
+    assert "taken in soc-snapshots; deleted 0 expired" in journal, journal
+    assert PASSWORD not in journal
+    assert host.check_output("systemctl show -P User wlcg-soc-search-snapshot.service") == "elasticsearch"
+    status, listed = api(host, 9201, "/_snapshot/soc-snapshots/soc-*")
+    assert status == 200, listed
+    assert [s["state"] for s in listed["snapshots"]] == ["SUCCESS"], listed
 
 
 def test_rolling_restart_went_one_node_at_a_time(hosts):

@@ -1,0 +1,99 @@
+"""The elasticsearch role's scheduled snapshot (roles/elasticsearch/files/search-snapshot.py),
+run as its systemd unit runs it (configuration file, credentials on standard input) against
+a real Elasticsearch and a real OpenSearch node with a file system repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "roles/elasticsearch/files/search-snapshot.py"
+
+
+def run(node, tmp_path: Path, **config) -> subprocess.CompletedProcess:
+    settings = {
+        "url": node.url,
+        "repository": f"soc-timer-{node.flavour}",
+        "indices": [f"zeek-timer-{node.flavour}", "no-such-index-*"],
+        "prefix": "soc-",
+        "retention_days": 30,
+        "min_count": 2,
+        "timeout": 60,
+    }
+    settings.update(config)
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(settings))
+    credentials = f"{node.username}:{node.password}\n" if node.username else "\n"
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(path)],
+        input=credentials,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def snapshots(node) -> list[str]:
+    status, listed = node.call("GET", f"_snapshot/soc-timer-{node.flavour}/soc-*")
+    assert status == 200, listed
+    return sorted(s["snapshot"] for s in listed["snapshots"])
+
+
+def test_snapshots_and_retention(search_node, tmp_path):
+    node = search_node
+    repo = f"soc-timer-{node.flavour}"
+    status, answer = node.call(
+        "PUT", f"_snapshot/{repo}", {"type": "fs", "settings": {"location": f"{node.repo_path}/{repo}"}}
+    )
+    assert status == 200, answer
+    assert node.call("POST", f"zeek-timer-{node.flavour}/_doc?refresh=true", {"uid": "C1"})[0] == 201
+    taken = []
+    for _run in range(3):
+        done = run(node, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("snapshot soc-") and "deleted 0 expired" in done.stdout, done.stdout
+        taken.append(done.stdout.split()[1])
+    assert snapshots(node) == sorted(taken)
+    # All three are younger than a day: nothing is old enough to go, whatever min_count says.
+    done = run(node, tmp_path, min_count=1, retention_days=1)
+    assert done.returncode == 0 and "deleted 0 expired" in done.stdout, done
+    taken.append(done.stdout.split()[1])
+    # With no retention the newest two successful ones stay, the others go.
+    done = run(node, tmp_path, min_count=2, retention_days=0)
+    assert done.returncode == 0, done.stderr
+    newest = done.stdout.split()[1]
+    assert snapshots(node) == sorted([taken[-1], newest])
+    assert "deleted 3 expired" in done.stdout
+
+
+def test_a_failed_snapshot_deletes_nothing(search_node, tmp_path):
+    node = search_node
+    done = run(node, tmp_path, repository="no-such-repository", retention_days=0, min_count=0)
+    assert done.returncode == 1
+    assert done.stderr.startswith("search snapshot failed: PUT /_snapshot/no-such-repository/soc-"), done.stderr
+    assert "repository_missing_exception" in done.stderr
+    if node.username:  # credentials are checked, and never printed
+        refused = subprocess.run(
+            [sys.executable, str(SCRIPT), "--config", str(tmp_path / "snapshot.json")],
+            input=f"{node.username}:wrong-password\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "wrong-password" not in refused.stderr
+    (tmp_path / "bad.json").write_text("{}")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(tmp_path / "bad.json")],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "lacks url, repository, indices" in done.stderr
