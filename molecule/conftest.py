@@ -7,6 +7,7 @@ names, so each host becomes ``podman://<name>``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -52,3 +53,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# Runs in a host: one request to a search engine's API over TLS, verified against the given
+# CA; the body comes back as JSON, or as text where the server answers text (OpenSearch's 401).
+_SEARCH_CLIENT = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, ca, user, password, method, body = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=ca)
+headers = {"Content-Type": "application/json"}
+if user:
+    headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+req = urllib.request.Request(url, data=body.encode() or None, method=method, headers=headers)
+try:
+    with urllib.request.urlopen(req, context=ctx, timeout=60) as res:
+        status, raw = res.status, res.read()
+except urllib.error.HTTPError as err:
+    status, raw = err.code, err.read()
+try:
+    data = json.loads(raw or b"null")
+except ValueError:
+    data = raw.decode(errors="replace")
+print(json.dumps({"status": status, "body": data}))
+"""
+
+
+def search_request(host, url: str, ca: str, user: str, password: str, method: str = "GET", body=None):
+    """(status, body) of one request from ``host`` (a testinfra host)."""
+    res = host.run(
+        "python3 -c %s %s %s %s %s %s %s",
+        _SEARCH_CLIENT,
+        url,
+        ca,
+        user,
+        password,
+        method,
+        json.dumps(body) if body is not None else "",
+    )
+    assert res.rc == 0, res.stderr
+    out = json.loads(res.stdout)
+    return out["status"], out["body"]

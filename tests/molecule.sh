@@ -16,7 +16,7 @@ else
   # Longest first, so that the parallel slots finish close together (on 2 vCPUs:
   # elasticsearch ~20 min, misp_sync and zeek ~10, nfacctd and kibana ~7, the others ~2-3);
   # scenarios not listed here follow in name order.
-  longest=(elasticsearch misp_sync zeek nfacctd kibana)
+  longest=(elasticsearch opensearch misp_sync zeek nfacctd kibana)
   scenarios=()
   for s in "${longest[@]}"; do
     if [[ " ${found[*]} " == *" $s "* ]]; then scenarios+=("$s"); fi

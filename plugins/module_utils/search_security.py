@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, Callable
 
+from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SearchClient,
     SearchError,
@@ -43,6 +44,52 @@ def engine_options_check(kind: str, engine: str, params: dict) -> None:
     given = [o for o in ENGINE_ONLY[kind][other] if params.get(o) not in (None, [], {})]
     if given:
         raise SearchError(f"{', '.join(given)}: {other} only; the cluster runs {engine}")
+
+
+def check_metadata(metadata: Any) -> None:
+    """SearchError for metadata keys that Elasticsearch keeps for itself."""
+    reserved = [k for k in (metadata or {}) if str(k).startswith("_")]
+    if reserved:
+        raise SearchError(f"metadata: keys starting with _ are Elasticsearch's own: {', '.join(reserved)}")
+
+
+def connect(module: Any, result: dict) -> SecurityApi:
+    """The security API of the module's cluster; the engine and version go into ``result``."""
+    client = client_from_params(module.params)
+    info = client.connect()
+    result.update(engine=info["engine"], engine_version=info["version"])
+    return SecurityApi(client)
+
+
+def reconcile_object(
+    module: Any,
+    result: dict,
+    api: SecurityApi,
+    kind: str,
+    name: str,
+    desired: dict | None,
+    neutral: Callable[[dict], dict],
+    body: Callable[[dict], dict],
+) -> dict | None:
+    """The present/absent flow of a role or a role mapping (``kind``), compared in the
+    neutral form; a built-in one is refused before anything is planned. The object after."""
+    stored = api.read(kind, name)
+    if api.reserved(stored) and (module.params["state"] == "absent" or neutral(stored) != desired):
+        raise SearchError("is built in and cannot be changed or deleted")
+    label = kind.replace("_", " ")
+    _before, after = reconcile(
+        module,
+        result,
+        header=f"{label} {name}",
+        warning=f"the server stores {label} {name} differently from the task, so the next run will report "
+        "a change again (see the diff)",
+        desired=desired,
+        read=lambda: api.read(kind, name),
+        compare=lambda want, stored: (neutral(stored), want),
+        write=lambda _stored: api.write(kind, name, body(desired)),
+        delete=lambda _stored: api.delete(kind, name),
+    )
+    return after
 
 
 def _json_value(value: Any) -> Any:
@@ -111,13 +158,14 @@ class SecurityApi:
     # -- read-only objects ------------------------------------------------------------
 
     def reserved(self, stored: dict | None) -> bool:
-        """Built in and not to be changed through the API (Elasticsearch's ``_reserved``
-        metadata; OpenSearch's reserved, static and hidden objects)."""
+        """Built in, and not to be changed through the API: Elasticsearch's ``_reserved``
+        objects; OpenSearch's static (from the plugin itself) and hidden ones. OpenSearch's
+        reserved objects take changes made with the admin certificate, so the server decides."""
         if not stored:
             return False
         if self.es:
             return bool((stored.get("metadata") or {}).get("_reserved"))
-        return bool(stored.get("reserved") or stored.get("static") or stored.get("hidden"))
+        return bool(stored.get("static") or stored.get("hidden"))
 
     # -- users ------------------------------------------------------------------------
 

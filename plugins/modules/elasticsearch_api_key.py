@@ -130,11 +130,10 @@ from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import diff_of
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
-    client_from_params,
     path_part,
     search_argument_spec,
 )
-from ansible_collections.wlcg.soc.plugins.module_utils.search_security import SecurityApi
+from ansible_collections.wlcg.soc.plugins.module_utils.search_security import check_metadata, connect
 
 
 def active_keys(client, name: str) -> list[dict]:
@@ -165,18 +164,14 @@ def main():
         module.fail_json(msg="name must not be empty")
     result = dict(changed=False, operation="none")
     try:
-        client = client_from_params(p)
-        info = client.connect()
-        result.update(engine=info["engine"], engine_version=info["version"])
-        api = SecurityApi(client)
+        api = connect(module, result)
+        client = api.client
         if not api.es:
             raise SearchError("OpenSearch 2 has no API keys; give the service a user of its own (elasticsearch_user)")
         for role, descriptor in p["role_descriptors"].items():
             if not isinstance(descriptor, dict):
                 raise SearchError(f"role_descriptors.{role} must be a role (a dict), got {type(descriptor).__name__}")
-        reserved = [k for k in p["metadata"] if str(k).startswith("_")]
-        if reserved:
-            raise SearchError(f"metadata: keys starting with _ are Elasticsearch's own: {', '.join(reserved)}")
+        check_metadata(p["metadata"])
 
         def form(descriptors: dict, metadata: dict) -> dict:
             return {

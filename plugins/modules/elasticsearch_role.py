@@ -18,8 +18,9 @@ description:
   - Privilege names are the engine's own and are passed as given, e.g. C(create_doc),
     C(read), C(monitor) on Elasticsearch; action groups such as C(crud), C(read),
     C(cluster_monitor) or actions such as C(indices:data/write/index) on OpenSearch.
-  - Built-in roles (reserved or static) cannot be changed or deleted; the task fails
-    naming the role.
+  - Built-in roles (Elasticsearch's reserved roles, OpenSearch's static ones) cannot be
+    changed or deleted; the task fails naming the role. OpenSearch's reserved roles take
+    changes made with the admin certificate (O(client_cert)), which the server checks.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
@@ -200,14 +201,17 @@ role:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
-    client_from_params,
     search_argument_spec,
 )
-from ansible_collections.wlcg.soc.plugins.module_utils.search_security import SecurityApi, engine_options_check
+from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
+    check_metadata,
+    connect,
+    engine_options_check,
+    reconcile_object,
+)
 
 
 def main():
@@ -253,33 +257,11 @@ def main():
         module.fail_json(msg=f"name must name one role (no wildcard, no comma), got {name!r}")
     result = dict(changed=False, operation="none")
     try:
-        client = client_from_params(p)
-        info = client.connect()
-        result.update(engine=info["engine"], engine_version=info["version"])
-        api = SecurityApi(client)
+        api = connect(module, result)
         engine_options_check("role", api.engine, p)
-        reserved = [k for k in p["metadata"] if str(k).startswith("_")]
-        if reserved:
-            raise SearchError(f"metadata: keys starting with _ are Elasticsearch's own: {', '.join(reserved)}")
-        desired = api.role_desired(p)
-
-        def write(stored):
-            api.write("role", name, api.role_body(desired))
-
-        stored = api.read("role", name)
-        if api.reserved(stored) and (p["state"] == "absent" or api.role_neutral(stored) != desired):
-            raise SearchError("is built in (reserved or static) and cannot be changed or deleted")
-        _before, after = reconcile(
-            module,
-            result,
-            header=f"role {name}",
-            warning=f"the server stores role {name} differently from the task, so the next run will report "
-            "a change again (see the diff)",
-            desired=desired,
-            read=lambda: api.read("role", name),
-            compare=lambda want, stored: (api.role_neutral(stored), want),
-            write=write,
-            delete=lambda stored: api.delete("role", name),
+        check_metadata(p["metadata"])
+        after = reconcile_object(
+            module, result, api, "role", name, api.role_desired(p), api.role_neutral, api.role_body
         )
         if after is not None:
             result["role"] = after

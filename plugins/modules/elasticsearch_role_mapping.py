@@ -132,14 +132,16 @@ mapping:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import reconcile
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
-    client_from_params,
     search_argument_spec,
 )
-from ansible_collections.wlcg.soc.plugins.module_utils.search_security import SecurityApi, engine_options_check
+from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
+    connect,
+    engine_options_check,
+    reconcile_object,
+)
 
 
 def main():
@@ -165,33 +167,14 @@ def main():
         module.fail_json(msg=f"role must name one role (no wildcard, no comma), got {role!r}")
     result = dict(changed=False, operation="none")
     try:
-        client = client_from_params(p)
-        info = client.connect()
-        result.update(engine=info["engine"], engine_version=info["version"])
-        api = SecurityApi(client)
+        api = connect(module, result)
         engine_options_check("role_mapping", api.engine, p)
         if p["name"] is not None and not api.es and p["name"] != role:
             raise SearchError("name: OpenSearch names a role's mapping after the role; leave name out")
-        name = p["name"] or role
         desired = api.mapping_desired(p) if p["state"] == "present" else None
-
-        def write(stored):
-            api.write("role_mapping", name, desired)  # the neutral form is the API's own here
-
-        stored = api.read("role_mapping", name)
-        if api.reserved(stored) and (p["state"] == "absent" or api.mapping_neutral(stored) != desired):
-            raise SearchError("is built in (reserved) and cannot be changed or deleted")
-        _before, after = reconcile(
-            module,
-            result,
-            header=f"role mapping {name}",
-            warning=f"the server stores role mapping {name} differently from the task, so the next run will "
-            "report a change again (see the diff)",
-            desired=desired,
-            read=lambda: api.read("role_mapping", name),
-            compare=lambda want, stored: (api.mapping_neutral(stored), want),
-            write=write,
-            delete=lambda stored: api.delete("role_mapping", name),
+        # The neutral form is the API's own here.
+        after = reconcile_object(
+            module, result, api, "role_mapping", p["name"] or role, desired, api.mapping_neutral, dict
         )
         if after is not None:
             result["mapping"] = after

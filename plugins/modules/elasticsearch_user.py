@@ -17,10 +17,10 @@ description:
   - The password is never read back, shown in a diff or returned. Whether it differs is
     learnt by authenticating as the user with O(user_password); it is written only when
     that fails (or, with O(update_password=on_create), only when the user is created).
-  - Built-in users (Elasticsearch's reserved users such as C(kibana_system); OpenSearch's
-    reserved, static or hidden ones) keep their roles. On Elasticsearch their password and
-    O(enabled) can be managed; on OpenSearch any change to them fails with a clear
-    message instead of being refused by the server.
+  - Elasticsearch's built-in users (such as C(kibana_system)) keep their roles; only their
+    password and O(enabled) can be managed. OpenSearch's static and hidden users cannot be
+    changed; its reserved users only with the admin certificate (O(client_cert)), which
+    the server checks.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
 extends_documentation_fragment:
@@ -168,12 +168,13 @@ from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import diff_of
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
-    client_from_params,
     search_argument_spec,
 )
 from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
     MASK,
     SecurityApi,
+    check_metadata,
+    connect,
     engine_options_check,
     login_works,
 )
@@ -189,9 +190,7 @@ def check_input(params: dict, engine: str) -> None:
     engine_options_check("user", engine, params)
     metadata = params.get("metadata") or {}
     if engine == "elasticsearch":
-        reserved = [k for k in metadata if str(k).startswith("_")]
-        if reserved:
-            raise SearchError(f"metadata: keys starting with _ are Elasticsearch's own: {', '.join(reserved)}")
+        check_metadata(metadata)
     else:
         odd = [k for k, v in metadata.items() if not isinstance(v, str)]
         if odd:
@@ -244,10 +243,7 @@ def main():
         module.fail_json(msg=f"name must name one user (no wildcard, no comma), got {name!r}")
     result = dict(changed=False, operation="none")
     try:
-        client = client_from_params(p)
-        info = client.connect()
-        result.update(engine=info["engine"], engine_version=info["version"])
-        api = SecurityApi(client)
+        api = connect(module, result)
         check_input(p, api.engine)
         stored = api.read("user", name)
         before = api.user_neutral(stored) if stored is not None else None

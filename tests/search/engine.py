@@ -45,6 +45,7 @@ Elasticsearch 9) among ``WLCG_SOC_TEST_JAVA_HOME``, the ``java`` on PATH and
     python3 -m search.engine elasticsearch   # from tests/: start one, print its URL, wait
     python3 -m search.engine elasticsearch --fetch   # only fetch: {"path": ..., "sha1": ...}
     python3 -m search.engine opensearch --security   # with the security plugin (https, ca_path)
+    python3 -m search.engine opensearch --archive    # a site-like tarball with modules and security
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -284,6 +286,47 @@ def opensearch_modules(zip_path: Path, version: str) -> Path:
             shutil.rmtree(done, ignore_errors=True)
             done.parent.mkdir(parents=True, exist_ok=True)
             staged.rename(done)
+    return done
+
+
+def opensearch_archive(version: str | None = None) -> Path:
+    """A site's OpenSearch tarball, as far as Maven Central has it:
+    ``opensearch-<version>-linux-x64.tar.gz`` with the top directory ``opensearch-<version>``
+    holding the test distribution, its modules (``opensearch_modules``) and the security
+    plugin, installed with ``opensearch-plugin`` as in the vendor's tarball (which adds its own
+    configuration, with the demo users, under ``config/opensearch-security``). Unlike the
+    vendor's it bundles no JDK. Assembled once per version beside the Maven cache."""
+    version = version or wanted_version("opensearch")
+    done = cache_dir().parent / "opensearch-archive" / version / f"opensearch-{version}-linux-x64.tar.gz"
+    if done.is_file():
+        return done
+    from search import opensearch_security
+
+    zip_path = fetch("opensearch", version)
+    modules = opensearch_modules(zip_path, version)
+    plugin = opensearch_security.plugin_zip(version)
+    done.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=done.parent) as scratch:
+        home = unpack(zip_path, Path(scratch))
+        for module in modules.iterdir():
+            if module.is_dir():
+                shutil.copytree(module, home / "modules" / module.name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENSEARCH_", "JAVA_"))}
+        env.update(OPENSEARCH_JAVA_HOME=str(java_home(17)), OPENSEARCH_PATH_CONF=str(home / "config"))
+        ran = subprocess.run(
+            [str(home / "bin" / "opensearch-plugin"), "install", "--batch", plugin.as_uri()],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if ran.returncode != 0:
+            raise EngineError(f"opensearch-plugin install failed:\n{ran.stdout}{ran.stderr}")
+        staged = Path(scratch) / done.name
+        with tarfile.open(staged, "w:gz") as tar:
+            tar.add(home, arcname=home.name)
+        staged.rename(done)
     return done
 
 
@@ -726,8 +769,17 @@ def main() -> None:
     parser.add_argument("flavour", choices=sorted(COORDINATES))
     parser.add_argument("--version")
     parser.add_argument("--security", action="store_true", help="OpenSearch with its security plugin (TLS, own users)")
+    parser.add_argument(
+        "--archive", action="store_true", help="only assemble a site-like OpenSearch tarball; print its path and SHA-1"
+    )
     parser.add_argument("--fetch", action="store_true", help="only fetch and check the zip; print its path and SHA-1")
     args = parser.parse_args()
+    if args.archive:
+        if args.flavour != "opensearch":
+            parser.error("--archive is for opensearch")
+        path = opensearch_archive(args.version)
+        print(json.dumps({"path": str(path), "sha1": sha1_of(path)}))
+        return
     if args.fetch:
         zip_path = fetch(args.flavour, args.version or wanted_version(args.flavour))
         print(json.dumps({"path": str(zip_path), "sha1": sha1_of(zip_path)}))

@@ -133,6 +133,17 @@ BAD_INPUT = [
     ({"elasticsearch_elastic_password": "CHANGE-ME-elastic-superuser-password"}, "CHANGE-ME"),
     ({"elasticsearch_engine": "opensearch"}, "elasticsearch_opensearch_admin_password"),
     ({"elasticsearch_tls_certificate": "/srv/node.crt"}, "elasticsearch_tls_key"),
+    # OpenSearch with the site's own certificates: the administrator's certificate is the site's too.
+    (
+        {
+            "elasticsearch_engine": "opensearch",
+            "elasticsearch_opensearch_admin_password": "a-long-admin-password",
+            "elasticsearch_tls_certificate": "/srv/node.crt",
+            "elasticsearch_tls_key": "/srv/node.key",
+            "elasticsearch_tls_ca": "/srv/ca.crt",
+        },
+        "elasticsearch_tls_admin_certificate",
+    ),
     ({"elasticsearch_index_families": [{"name": "Zeek-Logs"}]}, "elasticsearch_index_families"),
 ]
 # In the batched runs below each case's host is the cluster: a group of its own.

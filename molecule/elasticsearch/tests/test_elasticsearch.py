@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 import testinfra
+from conftest import search_request
 
 NODES = {"es-node1": 9201, "es-node2": 9202, "es-node3": 9203}
 TRANSPORT = {"es-node1": 9301, "es-node2": 9302, "es-node3": 9303}
 CONF = "/etc/elasticsearch"
 SNAPSHOTS = "/srv/search-snapshots/soc"
 PASSWORD = "molecule-elastic-pw-0123"  # noqa: S105 (the scenario's own test password)
-
-# Runs in a node: one request to its API over TLS, verified against the site CA.
-CLIENT = r"""
-import base64, json, ssl, sys, urllib.error, urllib.request
-url, user, password, method, body = sys.argv[1:6]
-ctx = ssl.create_default_context(cafile="/etc/elasticsearch/certs/ca.crt")
-headers = {"Content-Type": "application/json"}
-if user:
-    headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-req = urllib.request.Request(url, data=body.encode() or None, method=method, headers=headers)
-try:
-    with urllib.request.urlopen(req, context=ctx, timeout=30) as res:
-        print(json.dumps({"status": res.status, "body": json.loads(res.read() or b"null")}))
-except urllib.error.HTTPError as err:
-    print(json.dumps({"status": err.code, "body": json.loads(err.read() or b"null")}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +21,7 @@ def hosts():
 
 
 def api(host, port: int, path: str, method: str = "GET", body=None, user: str = "elastic", password: str = PASSWORD):
-    res = host.run(
-        "python3 -c %s %s %s %s %s %s",
-        CLIENT,
-        f"https://127.0.0.1:{port}{path}",
-        user,
-        password,
-        method,
-        json.dumps(body) if body is not None else "",
-    )
-    assert res.rc == 0, res.stderr
-    out = json.loads(res.stdout)
-    return out["status"], out["body"]
+    return search_request(host, f"https://127.0.0.1:{port}{path}", f"{CONF}/certs/ca.crt", user, password, method, body)
 
 
 def test_cluster_is_green_with_three_nodes(hosts):
