@@ -14,7 +14,8 @@ if [ "$#" -gt 0 ]; then
 else
   mapfile -t found < <(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
   # Longest first, so that the parallel slots finish close together (on 2 vCPUs:
-  # elasticsearch ~20 min, misp_sync and zeek ~10, nfacctd and kibana ~7, the others ~2-3);
+  # elasticsearch and opensearch ~8 min each, misp_sync ~6, zeek ~4, nfacctd and kibana ~3,
+  # the others 1-2);
   # scenarios not listed here follow in name order.
   longest=(elasticsearch opensearch misp_sync zeek nfacctd kibana)
   scenarios=()
