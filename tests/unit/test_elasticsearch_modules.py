@@ -477,6 +477,8 @@ def test_snapshot_repository_snapshot_delete_restore(search_node, tmp_path):
     assert stored(node, "_snapshot/soc-snapshots")["soc-snapshots"]["settings"]["location"] == location
 
     index = f"zeek-snap-{node.flavour}"
+    # No replica: the shared single-node cluster stays green for the other tests.
+    assert node.call("PUT", index, {"settings": {"number_of_replicas": 0}})[0] == 200
     for uid in ("C1", "C2", "C3"):
         assert node.call("POST", f"{index}/_doc", {"uid": uid})[0] == 201
     assert node.call("POST", f"{index}/_refresh")[0] == 200

@@ -51,7 +51,10 @@ def test_snapshots_and_retention(search_node, tmp_path):
         "PUT", f"_snapshot/{repo}", {"type": "fs", "settings": {"location": f"{node.repo_path}/{repo}"}}
     )
     assert status == 200, answer
-    assert node.call("POST", f"zeek-timer-{node.flavour}/_doc?refresh=true", {"uid": "C1"})[0] == 201
+    index = f"zeek-timer-{node.flavour}"
+    # No replica: the shared single-node cluster stays green for the other tests.
+    assert node.call("PUT", index, {"settings": {"number_of_replicas": 0}})[0] == 200
+    assert node.call("POST", f"{index}/_doc?refresh=true", {"uid": "C1"})[0] == 201
     taken = []
     for _run in range(3):
         done = run(node, tmp_path)
@@ -69,6 +72,7 @@ def test_snapshots_and_retention(search_node, tmp_path):
     newest = done.stdout.split()[1]
     assert snapshots(node) == sorted([taken[-1], newest])
     assert "deleted 3 expired" in done.stdout
+    assert node.call("DELETE", index)[0] == 200
 
 
 def test_a_failed_snapshot_deletes_nothing(search_node, tmp_path):
