@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+UNREAD = object()  # reconcile(): the caller has not read the object
+
 
 def as_json(value: Any) -> str:
     """Stable JSON for the diff (sorted keys, indented, newline at the end); "" for nothing."""
@@ -41,6 +43,7 @@ def reconcile(
     write: Callable[[Any], Any],
     delete: Callable[[Any], None],
     read_back: bool = True,
+    stored: Any = UNREAD,
 ) -> tuple[Any, Any]:
     """The modules' present/absent flow for one object; fills ``result`` (``operation``,
     ``changed``, ``diff``) and returns (before, after): the managed object before and
@@ -51,10 +54,12 @@ def reconcile(
     ``desired`` (``stored`` None: create); ``delete(stored)`` removes it. After a write the
     object is read again, or, with ``read_back=False``, taken from what ``write`` returned.
     ``header`` titles the diff; ``warning`` is given when what was written compares
-    differently from what was wanted.
+    differently from what was wanted. A caller that has read the object already passes it
+    as ``stored`` (None: there is none), so that it is not fetched twice.
     """
     state = module.params["state"]
-    stored = read()
+    if stored is UNREAD:
+        stored = read()
     before, after = compare(desired, stored if stored is not None else {})
     if stored is None:
         before = None

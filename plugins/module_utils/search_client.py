@@ -327,6 +327,16 @@ class SearchClient:
         return info
 
 
+def name_problem(option: str, what: str, value: str, allow_leading_underscore: bool = True) -> str | None:
+    """Why ``value`` of ``option`` does not name one ``what`` (a wildcard or a comma would
+    make the API act on several), or None."""
+    not_one = not value.strip() or "*" in value or "," in value
+    if not not_one and (allow_leading_underscore or not value.startswith("_")):
+        return None
+    rule = "no wildcard, no comma" if allow_leading_underscore else "no wildcard, comma or leading _"
+    return f"{option} must name one {what} ({rule}), got {value!r}"
+
+
 def path_part(name: str) -> str:
     """One URL path segment (a template or pipeline name)."""
     return quote(name, safe="")

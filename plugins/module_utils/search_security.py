@@ -85,6 +85,7 @@ def reconcile_object(
         "a change again (see the diff)",
         desired=desired,
         read=lambda: api.read(kind, name),
+        stored=stored,
         compare=lambda want, stored: (neutral(stored), want),
         write=lambda _stored: api.write(kind, name, body(desired)),
         delete=lambda _stored: api.delete(kind, name),
@@ -100,6 +101,11 @@ def _json_value(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def _query_text(query: Any) -> str:
+    """A document-level security query as both engines store it: JSON text."""
+    return query if isinstance(query, str) else json.dumps(query)
 
 
 def _public_metadata(metadata: Any) -> dict:
@@ -265,7 +271,7 @@ class SecurityApi:
                 if "field_security" in item:
                     entry["field_security"] = item["field_security"]
                 if "query" in item:
-                    entry["query"] = json.dumps(item["query"]) if not isinstance(item["query"], str) else item["query"]
+                    entry["query"] = _query_text(item["query"])
                 if item.get("allow_restricted_indices"):
                     entry["allow_restricted_indices"] = True
                 indices.append(entry)
@@ -283,7 +289,7 @@ class SecurityApi:
                 if fields:
                     entry["fls"] = [f"~{f}" for f in fields["except"]] if fields["except"] else fields["grant"]
                 if "query" in item:
-                    entry["dls"] = json.dumps(item["query"]) if not isinstance(item["query"], str) else item["query"]
+                    entry["dls"] = _query_text(item["query"])
                 if item.get("masked_fields"):
                     entry["masked_fields"] = item["masked_fields"]
                 permissions.append(entry)

@@ -120,6 +120,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SearchError,
     client_from_params,
     compare_pipeline,
+    name_problem,
     path_part,
     search_argument_spec,
 )
@@ -144,8 +145,9 @@ def main():
     )
     p = module.params
     pipeline_id = p["id"]
-    if not pipeline_id.strip() or "*" in pipeline_id or "," in pipeline_id:
-        module.fail_json(msg=f"id must name one pipeline (no wildcard, no comma), got {pipeline_id!r}")
+    problem = name_problem("id", "pipeline", pipeline_id)
+    if problem:
+        module.fail_json(msg=problem)
     if p["state"] == "present" and "processors" not in p["body"]:
         module.fail_json(msg=f"body of pipeline {pipeline_id!r} needs processors (a list, may be empty)")
     result = dict(changed=False, operation="none")

@@ -152,6 +152,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     client_from_params,
     compare_ilm,
     compare_ism,
+    name_problem,
     path_part,
     search_argument_spec,
     unwrap_policy,
@@ -213,8 +214,9 @@ def main():
     )
     p = module.params
     name = p["name"]
-    if not name.strip() or "*" in name or "," in name:
-        module.fail_json(msg=f"name must name one policy (no wildcard, no comma), got {name!r}")
+    problem = name_problem("name", "policy", name)
+    if problem:
+        module.fail_json(msg=problem)
     desired = unwrap_policy(p["policy"]) if p["policy"] is not None else None
     result = dict(changed=False, operation="none")
     try:

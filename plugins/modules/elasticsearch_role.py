@@ -204,6 +204,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
+    name_problem,
     search_argument_spec,
 )
 from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
@@ -253,8 +254,9 @@ def main():
     )
     p = module.params
     name = p["name"]
-    if not name.strip() or "*" in name or "," in name:
-        module.fail_json(msg=f"name must name one role (no wildcard, no comma), got {name!r}")
+    problem = name_problem("name", "role", name)
+    if problem:
+        module.fail_json(msg=problem)
     result = dict(changed=False, operation="none")
     try:
         api = connect(module, result)

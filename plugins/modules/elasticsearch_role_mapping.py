@@ -135,6 +135,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
+    name_problem,
     search_argument_spec,
 )
 from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
@@ -163,8 +164,9 @@ def main():
     )
     p = module.params
     role = p["role"]
-    if not role.strip() or "*" in role or "," in role:
-        module.fail_json(msg=f"role must name one role (no wildcard, no comma), got {role!r}")
+    problem = name_problem("role", "role", role)
+    if problem:
+        module.fail_json(msg=problem)
     result = dict(changed=False, operation="none")
     try:
         api = connect(module, result)

@@ -121,6 +121,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SearchError,
     client_from_params,
     compare_repository,
+    name_problem,
     path_part,
     search_argument_spec,
 )
@@ -141,8 +142,9 @@ def main():
     )
     p = module.params
     name = p["name"]
-    if not name.strip() or "*" in name or "," in name or name.startswith("_"):
-        module.fail_json(msg=f"name must name one repository (no wildcard, comma or leading _), got {name!r}")
+    problem = name_problem("name", "repository", name, allow_leading_underscore=False)
+    if problem:
+        module.fail_json(msg=problem)
     if p["state"] == "present" and p["type"] == "fs" and not p["settings"].get("location"):
         module.fail_json(msg=f"settings.location is required for the fs repository {name!r}")
     result = dict(changed=False, operation="none")
@@ -166,6 +168,7 @@ def main():
             "report a change again (see the diff)",
             desired=desired,
             read=read,
+            stored=stored,
             compare=compare_repository,
             # Registered unverified, then verified below: a repository some node cannot
             # reach does not replace the one that worked.

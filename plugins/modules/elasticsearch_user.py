@@ -168,6 +168,7 @@ from ansible_collections.wlcg.soc.plugins.module_utils.reconcile import diff_of
 from ansible_collections.wlcg.soc.plugins.module_utils.search_client import (
     SEARCH_MODULE_KWARGS,
     SearchError,
+    name_problem,
     search_argument_spec,
 )
 from ansible_collections.wlcg.soc.plugins.module_utils.search_security import (
@@ -239,8 +240,9 @@ def main():
     )
     p = module.params
     name = p["name"]
-    if not name.strip() or "*" in name or "," in name:
-        module.fail_json(msg=f"name must name one user (no wildcard, no comma), got {name!r}")
+    problem = name_problem("name", "user", name)
+    if problem:
+        module.fail_json(msg=problem)
     result = dict(changed=False, operation="none")
     try:
         api = connect(module, result)

@@ -14,6 +14,18 @@ from conftest import ROOT
 SCRIPT = ROOT / "roles/elasticsearch/files/search-snapshot.py"
 
 
+def script(config: Path, credentials: str) -> subprocess.CompletedProcess:
+    """The program as its unit runs it: a settings file, the credentials on standard input."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(config)],
+        input=credentials,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def run(node, tmp_path: Path, **config) -> subprocess.CompletedProcess:
     settings = {
         "url": node.url,
@@ -27,15 +39,7 @@ def run(node, tmp_path: Path, **config) -> subprocess.CompletedProcess:
     settings.update(config)
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(settings))
-    credentials = f"{node.username}:{node.password}\n" if node.username else "\n"
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(path)],
-        input=credentials,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return script(path, f"{node.username}:{node.password}\n" if node.username else "\n")
 
 
 def snapshots(node) -> list[str]:
@@ -82,22 +86,8 @@ def test_a_failed_snapshot_deletes_nothing(search_node, tmp_path):
     assert done.stderr.startswith("search snapshot failed: PUT /_snapshot/no-such-repository/soc-"), done.stderr
     assert "repository_missing_exception" in done.stderr
     if node.username:  # credentials are checked, and never printed
-        refused = subprocess.run(
-            [sys.executable, str(SCRIPT), "--config", str(tmp_path / "snapshot.json")],
-            input=f"{node.username}:wrong-password\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        refused = script(tmp_path / "snapshot.json", f"{node.username}:wrong-password\n")
         assert refused.returncode == 1 and "HTTP 401" in refused.stderr and "wrong-password" not in refused.stderr
     (tmp_path / "bad.json").write_text("{}")
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(tmp_path / "bad.json")],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = script(tmp_path / "bad.json", "")
     assert done.returncode == 1 and "lacks url, repository, indices" in done.stderr
