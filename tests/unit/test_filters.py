@@ -14,6 +14,7 @@ from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_seed_hosts import
 from ansible_collections.wlcg.soc.plugins.filter.file_differs import file_differs
 from ansible_collections.wlcg.soc.plugins.filter.host_url import host_url
 from ansible_collections.wlcg.soc.plugins.filter.memcached_servers import memcached_servers
+from ansible_collections.wlcg.soc.plugins.filter.version_upgrade_problem import version_upgrade_problem
 
 # Three nodes as the inventory gives them: es1 sets nothing (the role's defaults), es2 is a
 # master with its own address, port and name, es3 a data-only node.
@@ -104,6 +105,37 @@ def test_address_list_refuses_what_is_not_addresses(value):
         address_list(value)
 
 
+UPGRADE_FROM = {7: "6.8", 8: "7.17", 9: "8.19"}
+
+
+@pytest.mark.parametrize(
+    ("installed", "wanted", "problem"),
+    [
+        ("", "8.19.21", ""),
+        ("8.19.4", "", ""),
+        ("8.19.21", "8.19.21", ""),
+        ("8.19.4", "8.19.21", ""),
+        ("8.18.0", "8.19.21", ""),
+        ("7.17.29", "8.19.21", ""),
+        ("8.19.4", "9.1.0", ""),
+        # Package versions: a Debian epoch and a revision are not part of the comparison.
+        ("1:8.19.4-1", "8.19.21", ""),
+        ("2.19.4-1.el9", "2.19.4", ""),
+        ("8.19.21", "8.19.4", "is older than the installed 8.19.21"),
+        ("9.0.0", "8.19.21", "is older than the installed 9.0.0"),
+        ("7.16.3", "8.19.21", "Upgrade to the newest 7.17.x first"),
+        ("6.8.23", "8.19.21", "an upgrade to 8.x starts from 7.17.x"),
+        ("8.19.4", "10.0.0", "no rolling upgrade to major version 10 is known to the role"),
+    ],
+)
+def test_version_upgrade_problem(installed, wanted, problem):
+    found = version_upgrade_problem(installed, wanted, UPGRADE_FROM, "elasticsearch_version")
+    if problem:
+        assert problem in found and found.startswith(f"elasticsearch_version ({wanted})"), found
+    else:
+        assert found == ""
+
+
 FOUND = {
     "path": "/etc/x.conf",
     "checksum": "a9993e364706816aba3e25717850c26c9cd0d89d",  # sha1("abc")
@@ -132,7 +164,7 @@ def test_file_differs(files, kwargs, differs):
 
 
 FILTERS = ["address_list", "elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
-FILTERS += ["elasticsearch_seed_hosts", "file_differs", "host_url", "memcached_servers"]
+FILTERS += ["elasticsearch_seed_hosts", "file_differs", "host_url", "memcached_servers", "version_upgrade_problem"]
 
 
 @pytest.mark.parametrize("name", FILTERS)
@@ -162,6 +194,8 @@ def test_filters_run_in_a_play(playbook):
           - (0 | wlcg.soc.elasticsearch_heap_mb(1000)) == 500
           - ('::1' | wlcg.soc.host_url(9200, 'http')) == 'http://[::1]:9200'
           - ('192.0.2.1,[::1]' | wlcg.soc.address_list) == ['192.0.2.1', '::1']
+          - "('8.19.4' | wlcg.soc.version_upgrade_problem('8.19.21', {8: '7.17'})) == ''"
+          - "('8.19.21' | wlcg.soc.version_upgrade_problem('8.19.4', {8: '7.17'}, 'v')) is match('^v [(]8.19.4[)] is')"
 """
     res = playbook(text, {})
     assert res.rc == 0, res.out

@@ -1,18 +1,20 @@
 """wlcg.soc.shared's entry points that can run on this machine for real: `archive` (tar.gz
-and zip from the controller, into temporary directories) and `certificates` with the site's
-own files; `platform` is covered by every role's refusal test (conftest.assert_platform_refused).
+and zip from the controller, into temporary directories), `certificates` with the site's
+own files, and `version` (an archive's link, and this machine's own dpkg); `platform` is
+covered by every role's refusal test (conftest.assert_platform_refused).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import DEBIAN12
+from conftest import ALMA9, DEBIAN12
 
 ARCHIVE = """
 - hosts: localhost
@@ -92,6 +94,83 @@ def test_archive_source_is_checked_first(playbook, tmp_path, extra):
     assert res.rc != 0, res.out
     assert "needs its checksum as ALGORITHM:HEX" in res.out, res.out
     assert not (tmp_path / "opt").exists()
+
+
+VERSION = """
+- hosts: localhost
+  gather_facts: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: wlcg.soc.shared
+        tasks_from: version
+    - ansible.builtin.debug:
+        msg: "installed=[{{ shared_version_installed }}]"
+"""
+
+
+@pytest.mark.parametrize(
+    ("linked", "wanted", "installed", "problem"),
+    [
+        (None, "1.2.3", "", ""),
+        ("tool-1.2.3", "1.2.3", "1.2.3", ""),
+        ("tool-1.2.3", "1.3.0", "1.2.3", ""),
+        ("tool-1.2.3", "1.2.2", "1.2.3", "tool_version (1.2.2) is older than the installed 1.2.3"),
+        ("tool-7.16.3", "8.0.0", "7.16.3", "Upgrade to the newest 7.17.x first"),
+        ("tool-7.17.1", "8.0.0", "7.17.1", ""),
+        ("tool-8.0.0", "10.0.0", "8.0.0", "no rolling upgrade to major version 10"),
+    ],
+)
+def test_version_of_an_archive_from_its_link(playbook, tmp_path, linked, wanted, installed, problem):
+    link = tmp_path / "tool"
+    if linked:
+        (tmp_path / linked).mkdir()
+        link.symlink_to(tmp_path / linked)
+    args = {
+        "shared_version_wanted": wanted,
+        "shared_version_variable": "tool_version",
+        "shared_version_link": str(link),
+        "shared_version_prefix": "tool-",
+        "shared_version_upgrade_from": {8: "7.17", 9: "8.19"},
+    }
+    res = playbook(VERSION, DEBIAN12, args)
+    if problem:
+        assert res.rc != 0 and problem in res.out, res.out
+    else:
+        assert res.rc == 0 and f"installed=[{installed}]" in res.out, res.out
+
+
+def test_version_of_a_package_from_dpkg(playbook):
+    """This controller's own bash, and a package it does not have."""
+    bash = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "bash"], capture_output=True, text=True, check=True
+    ).stdout
+    args = {"shared_version_variable": "bash_version", "shared_version_name": "bash"}
+    res = playbook(VERSION, DEBIAN12, {**args, "shared_version_wanted": bash.split("-")[0]})
+    assert res.rc == 0 and f"installed=[{bash}]" in res.out, res.out
+    res = playbook(VERSION, DEBIAN12, {**args, "shared_version_wanted": "1.0.0"})
+    assert res.rc != 0 and f"bash_version (1.0.0) is older than the installed {bash}" in res.out, res.out
+    missing = {**args, "shared_version_name": "wlcg-soc-no-such-package", "shared_version_wanted": "1.0.0"}
+    res = playbook(VERSION, DEBIAN12, missing)
+    assert res.rc == 0 and "installed=[]" in res.out, res.out
+
+
+def test_version_of_a_package_from_rpm(playbook, tmp_path, monkeypatch):
+    """EL: rpm's query, through a stand-in that answers as rpm does (VERSION only; rc 1 if missing)."""
+    fake = tmp_path / "bin/rpm"
+    fake.parent.mkdir()
+    fake.write_text(
+        '#!/bin/sh\n[ "$2 $3" = "--queryformat %{VERSION}" ] || exit 2\n'
+        '[ "$4" = opensearch ] && { printf 2.19.3; exit 0; }\necho "package $4 is not installed"; exit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    args = {"shared_version_variable": "elasticsearch_version", "shared_version_name": "opensearch"}
+    res = playbook(VERSION, ALMA9, {**args, "shared_version_wanted": "2.19.4"})
+    assert res.rc == 0 and "installed=[2.19.3]" in res.out, res.out
+    res = playbook(VERSION, ALMA9, {**args, "shared_version_wanted": "2.19.1"})
+    assert res.rc != 0 and "elasticsearch_version (2.19.1) is older than the installed 2.19.3" in res.out, res.out
+    res = playbook(VERSION, ALMA9, {**args, "shared_version_name": "kibana", "shared_version_wanted": "8.19.4"})
+    assert res.rc == 0 and "installed=[]" in res.out, res.out
 
 
 CERTIFICATES = """

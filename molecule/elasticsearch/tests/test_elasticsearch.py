@@ -237,3 +237,34 @@ def test_rolling_restart_went_one_node_at_a_time(hosts):
     for earlier, later in itertools.pairwise(times):
         (prev_start, _prev_stop, prev), (_start, stop, name) = earlier, later
         assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"
+
+
+def test_upgrade_kept_the_data_and_left_one_version(hosts):
+    """The converge upgraded the cluster that prepare.yml built on 8.19.4."""
+    status, nodes = api(hosts["es-node1"], 9201, "/_nodes")
+    assert status == 200
+    assert {n["name"]: n["version"] for n in nodes["nodes"].values()} == dict.fromkeys(NODES, "8.19.21")
+    status, count = api(hosts["es-node2"], 9202, "/upgrade-kept/_count")
+    assert status == 200 and count["count"] == 20, count
+    status, health = api(hosts["es-node3"], 9203, "/_cluster/health/upgrade-kept")
+    assert health["status"] == "green", health
+    status, settings = api(hosts["es-node1"], 9201, "/_cluster/settings")
+    assert "routing" not in str(settings), settings  # allocation is enabled again
+    for host in hosts.values():
+        assert host.file("/opt/elasticsearch").linked_to == "/opt/wlcg-soc/elasticsearch-8.19.21"
+        assert not host.file("/opt/wlcg-soc/elasticsearch-8.19.4").exists
+
+
+def test_upgrade_went_one_node_at_a_time_the_elected_master_last(hosts):
+    """The data-only node first, the master elected before the upgrade last, never two nodes down."""
+    master = hosts["es-node1"].file("/var/tmp/molecule-master-before-upgrade").content_string.strip()  # noqa: S108
+    times = []
+    for name, host in hosts.items():
+        stop, start = (int(v) for v in host.file("/var/tmp/molecule-upgrade-times").content_string.split())  # noqa: S108
+        assert 0 < stop < start, f"{name} was not stopped for the upgrade"
+        times.append((start, stop, name))
+    times.sort()
+    order = [name for _start, _stop, name in times]
+    assert order[0] == "es-node3" and order[-1] == master, order
+    for (prev_start, _prev_stop, prev), (_start, stop, name) in itertools.pairwise(times):
+        assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"
