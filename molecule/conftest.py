@@ -7,6 +7,7 @@ names, so each host becomes ``podman://<name>``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -93,3 +94,37 @@ def search_request(host, url: str, ca: str, user: str, password: str, method: st
     assert res.rc == 0, res.stderr
     out = json.loads(res.stdout)
     return out["status"], out["body"]
+
+
+def api_get(host, url: str, ca: str, user: str, password: str):
+    """The JSON body of a GET that must answer 200, from ``host``, TLS verified with ``ca``."""
+    status, body = search_request(host, url, ca, user, password)
+    assert status == 200, body
+    return body
+
+
+def assert_one_node_at_a_time(times: list[tuple[int, int, str]]) -> list[str]:
+    """Given (start, stop, name) of each node's last stop and start (systemd's monotonic
+    times, one clock for the containers), check that no node stopped before the one
+    restarted before it ran again; return the names in restart order."""
+    times = sorted(times)
+    for (prev_start, _prev_stop, prev), (_start, stop, name) in itertools.pairwise(times):
+        assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"
+    return [name for _start, _stop, name in times]
+
+
+def assert_rolling_restart(hosts: dict, service: str) -> None:
+    """After molecule/elasticsearch/rolling-restart.yml: every node restarted since the start
+    time kept there, one at a time."""
+    times = []
+    for name, host in hosts.items():
+        before = int(host.file("/var/tmp/molecule-start-before").content_string)  # noqa: S108
+        stop, start = (
+            int(v)
+            for v in host.check_output(
+                f"systemctl show -P InactiveEnterTimestampMonotonic,ExecMainStartTimestampMonotonic {service}"
+            ).split()
+        )
+        assert start > before, f"{name} was not restarted"
+        times.append((start, stop, name))
+    assert_one_node_at_a_time(times)

@@ -13,9 +13,9 @@ if [ "$#" -gt 0 ]; then
   scenarios=("$@")
 else
   mapfile -t found < <(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
-  # Longest first, so that the parallel slots finish close together (on 2 vCPUs:
-  # elasticsearch and opensearch ~8 min each, misp_sync ~6, zeek ~4, nfacctd and kibana ~3,
-  # the others 1-2);
+  # Longest first, so that the parallel slots finish close together (on 2 vCPUs, side by
+  # side: elasticsearch ~17 min with its upgrade and rolling restart, opensearch ~16,
+  # misp_sync ~6, zeek ~4, nfacctd and kibana ~3, the others 1-2);
   # scenarios not listed here follow in name order.
   longest=(elasticsearch opensearch misp_sync zeek nfacctd kibana)
   scenarios=()

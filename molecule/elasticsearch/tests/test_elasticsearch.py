@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import testinfra
-from conftest import search_request
+from conftest import assert_one_node_at_a_time, assert_rolling_restart, search_request
 
 NODES = {"es-node1": 9201, "es-node2": 9202, "es-node3": 9203}
 TRANSPORT = {"es-node1": 9301, "es-node2": 9302, "es-node3": 9303}
@@ -222,21 +220,7 @@ def test_scheduled_snapshot_runs_on_one_node(hosts):
 
 def test_rolling_restart_went_one_node_at_a_time(hosts):
     """After the side effect: every node restarted, and none stopped before the previous one ran again."""
-    times = []
-    for name, host in hosts.items():
-        before = int(host.file("/var/tmp/molecule-start-before").content_string)  # noqa: S108
-        stop, start = (
-            int(v)
-            for v in host.check_output(
-                "systemctl show -P InactiveEnterTimestampMonotonic,ExecMainStartTimestampMonotonic elasticsearch"
-            ).split()
-        )
-        assert start > before, f"{name} was not restarted"
-        times.append((start, stop, name))
-    times.sort()
-    for earlier, later in itertools.pairwise(times):
-        (prev_start, _prev_stop, prev), (_start, stop, name) = earlier, later
-        assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"
+    assert_rolling_restart(hosts, "elasticsearch")
 
 
 def test_upgrade_kept_the_data_and_left_one_version(hosts):
@@ -263,8 +247,5 @@ def test_upgrade_went_one_node_at_a_time_the_elected_master_last(hosts):
         stop, start = (int(v) for v in host.file("/var/tmp/molecule-upgrade-times").content_string.split())  # noqa: S108
         assert 0 < stop < start, f"{name} was not stopped for the upgrade"
         times.append((start, stop, name))
-    times.sort()
-    order = [name for _start, _stop, name in times]
+    order = assert_one_node_at_a_time(times)
     assert order[0] == "es-node3" and order[-1] == master, order
-    for (prev_start, _prev_stop, prev), (_start, stop, name) in itertools.pairwise(times):
-        assert stop > prev_start, f"{name} stopped before {prev} was running again: {times}"

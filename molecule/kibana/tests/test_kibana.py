@@ -3,12 +3,10 @@ service, the status API and the dashboards the role pushed (through the stand-in
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 import testinfra
 import yaml
+from conftest import api_get
 
 CONF = "/etc/kibana/kibana.yml"
 CERTS = "/etc/kibana/certs"
@@ -31,14 +29,7 @@ def pid(server) -> int:
 
 def api(server, path: str) -> dict:
     """GET an API path from the host itself, TLS verified with the site CA."""
-    script = (
-        "import ssl, sys, urllib.request; "
-        "ctx = ssl.create_default_context(cafile=sys.argv[3]); "
-        "req = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Basic ' + sys.argv[2]}); "
-        "print(urllib.request.urlopen(req, context=ctx, timeout=10).read().decode())"
-    )
-    auth = base64.b64encode(f"{USER[0]}:{USER[1]}".encode()).decode()
-    return json.loads(server.check_output("python3 -c %s %s %s %s", script, URL + path, auth, f"{CERTS}/ca.crt"))
+    return api_get(server, URL + path, f"{CERTS}/ca.crt", *USER)
 
 
 def test_systemd_is_running(server):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import testinfra
-from conftest import search_request
+from conftest import assert_rolling_restart, search_request
 
 NODES = {"os-node1": 9201, "os-node2": 9202, "os-node3": 9203}
 CONF = "/etc/opensearch"
@@ -132,3 +132,11 @@ def test_scheduled_snapshot_over_tls(hosts):
     assert run.rc == 0, host.run("journalctl -u wlcg-soc-search-snapshot --no-pager").stdout
     status, listed = api(host, 9201, "/_snapshot/soc-snapshots/soc-*")
     assert status == 200 and [s["state"] for s in listed["snapshots"]] == ["SUCCESS"], listed
+
+
+def test_rolling_restart_went_one_node_at_a_time(hosts):
+    """After the side effect (molecule/elasticsearch/rolling-restart.yml): every node restarted
+    through the security plugin's TLS, and none stopped before the previous one ran again."""
+    assert_rolling_restart(hosts, "opensearch")
+    status, health = api(hosts["os-node1"], 9201, "/_cluster/health")
+    assert status == 200 and health["status"] == "green" and health["number_of_nodes"] == 3, health
