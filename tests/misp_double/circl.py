@@ -31,20 +31,13 @@ or synthetic files in the sdist are not used.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import re
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
+import sdists
+
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path.home() / ".cache" / "wlcg-soc" / "pymisp-sdist"
 
 CIRCL_EVENT_FILES = (
     "tests/57c4445b-c548-4654-af0b-4be3950d210f.json",
@@ -71,63 +64,14 @@ def pymisp_version() -> str:
     return match.group(1)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise downloads between test processes (pytest-xdist)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def sdist_path() -> Path:
     """The PyMISP sdist tarball, downloaded from PyPI with pip when not cached."""
-    version = pymisp_version()
-    tarball = CACHE / f"pymisp-{version}.tar.gz"
-    with _locked(CACHE / ".lock"):
-        if not tarball.is_file():
-            with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pip",
-                        "download",
-                        "--quiet",
-                        "--no-deps",
-                        "--no-binary",
-                        ":all:",
-                        f"pymisp=={version}",
-                        "-d",
-                        tmp,
-                    ],
-                    check=True,
-                )
-                found = list(Path(tmp).glob("pymisp-*.tar.gz"))
-                if len(found) != 1:
-                    raise RuntimeError(f"pip download gave {found}, expected one sdist")
-                found[0].replace(tarball)
-    return tarball
+    return sdists.sdist_path("pymisp", pymisp_version())
 
 
 def tests_dir() -> Path:
     """The sdist's ``tests/`` JSON files, extracted once next to the tarball."""
-    tarball = sdist_path()
-    target = CACHE / tarball.name.removesuffix(".tar.gz")
-    with _locked(CACHE / ".lock"):
-        if not (target / "tests").is_dir():
-            with tempfile.TemporaryDirectory(dir=CACHE) as tmp, tarfile.open(tarball) as tar:
-                prefix = tarball.name.removesuffix(".tar.gz") + "/tests/"
-                members = [
-                    m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix) and m.name.endswith(".json")
-                ]
-                tar.extractall(tmp, members=members, filter="data")
-                shutil.rmtree(target, ignore_errors=True)
-                (Path(tmp) / tarball.name.removesuffix(".tar.gz")).replace(target)
-    return target / "tests"
+    return sdists.extracted("pymisp", pymisp_version(), "tests", (".json",))
 
 
 def _shift(event: dict, delta: int) -> None:

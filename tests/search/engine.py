@@ -9,10 +9,11 @@ that Elastic and the OpenSearch project publish on Maven Central:
   ILM (``x-pack-ilm``) and no root endpoint (``GET /`` answers 405).
 - ``org.opensearch.distribution.integ-test-zip:opensearch:<version>@zip`` (default
   2.19.4): a minimal OpenSearch (``transport-netty4`` only; no security, no ISM), to
-  which the engine adds the modules ``lang-painless``, ``ingest-common``,
+  which the engine adds the modules ``lang-painless``, ``lang-mustache``, ``ingest-common``,
   ``analysis-common``, ``ingest-geoip`` and ``ingest-user-agent`` (``org.opensearch.plugin``
-  artifacts of the same version; ``lang-mustache`` is not published there): ingest
-  pipelines with their usual processors, painless scripts and the common analyzers.
+  artifacts of the same version; lang-mustache's is ``lang-mustache-client``): ingest
+  pipelines with their usual processors and ``{{ }}`` templates (e.g.
+  ``_ingest.on_failure_message``), painless scripts and the common analyzers.
   Each module directory holds the plugin's jar, its own dependencies that are not in the
   distribution's ``lib/``, a ``plugin-descriptor.properties`` and, where upstream has
   one, its ``plugin-security.policy``. ``ingest-geoip`` gets the GeoLite2 City, Country
@@ -29,8 +30,8 @@ The zip is fetched once with ``mvn dependency:get`` (strict checksums) into
 overrides it), and checked again here against the ``.sha1`` file Maven Central serves
 beside it. The OpenSearch modules come into the same repository with ``mvn
 dependency:copy-dependencies`` (strict checksums) and are assembled once per version into
-``opensearch-modules/<version>`` beside it. Each node unpacks the zip into a temporary
-directory (OpenSearch: plus a copy of the modules), listens on free loopback ports
+``opensearch-modules/<version>`` beside it (again when the list of modules changes). Each
+node unpacks the zip into a temporary directory (OpenSearch: plus a copy of the modules), listens on free loopback ports
 (``discovery.type: single-node``, 512 MiB heap) and is stopped, with its whole process
 group, by ``stop()``. ``path.repo`` is the node's ``repo_path``, for file system snapshot
 repositories. Elasticsearch and OpenSearch refuse to run as root: under root the
@@ -81,8 +82,9 @@ COORDINATES = {
 }
 DEFAULT_VERSIONS = {"elasticsearch": "8.19.21", "opensearch": "2.19.4"}
 # The OpenSearch modules added to the test distribution (group org.opensearch.plugin, the
-# core's version): plugin class (read from the jars), the jars of its own besides those
-# already in the distribution's lib/, the plugins it extends, its security policy grants.
+# core's version; the artifact is the module's name unless given): plugin class (read from
+# the jars), the jars of its own besides those already in the distribution's lib/, the
+# plugins it extends, its security policy grants.
 # The grants are those of upstream OpenSearch 2.19, github.com/opensearch-project/OpenSearch
 # modules/<name>/src/main/plugin-metadata/plugin-security.policy; the others have none.
 OPENSEARCH_MODULES: dict[str, dict] = {
@@ -99,6 +101,14 @@ OPENSEARCH_MODULES: dict[str, dict] = {
         ),
         "extends": "",
         "grants": ('java.lang.RuntimePermission "createClassLoader"', 'java.lang.RuntimePermission "getClassLoader"'),
+    },
+    # Templates in ingest processors ({{ _ingest.on_failure_message }}) and search templates.
+    "lang-mustache": {
+        "artifact": "lang-mustache-client",
+        "classname": "org.opensearch.script.mustache.MustachePlugin",
+        "jars": ("compiler",),
+        "extends": "",
+        "grants": ('java.lang.RuntimePermission "accessDeclaredMembers"',),
     },
     "ingest-common": {
         "classname": "org.opensearch.ingest.common.IngestCommonPlugin",
@@ -207,8 +217,16 @@ def fetch_artifact(group: str, artifact: str, version: str) -> Path:
     return zip_path
 
 
+def _artifact(module: str) -> str:
+    return OPENSEARCH_MODULES[module].get("artifact", module)
+
+
+# What an assembled module directory or archive holds: reused only while it is the same.
+MODULES_STAMP = " ".join(sorted(OPENSEARCH_MODULES)) + "\n"
+
+
 def _module_pom(version: str) -> str:
-    deps = [("org.opensearch.plugin", name, version) for name in OPENSEARCH_MODULES] + [GEOIP_DATABASES]
+    deps = [("org.opensearch.plugin", _artifact(name), version) for name in OPENSEARCH_MODULES] + [GEOIP_DATABASES]
     listed = "".join(
         f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
         for g, a, v in deps
@@ -239,12 +257,12 @@ def opensearch_modules(zip_path: Path, version: str) -> Path:
     assembled once from Maven Central (strict checksums) and kept beside the Maven cache."""
     repo = cache_dir()
     done = repo.parent / "opensearch-modules" / version
-    if (done / ".complete").is_file():
+    if _stamped(done / ".complete"):
         return done
     repo.mkdir(parents=True, exist_ok=True)
     with (repo / ".wlcg-soc.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share the cache
-        if (done / ".complete").is_file():
+        if _stamped(done / ".complete"):
             return done
         mvn = shutil.which("mvn")
         if not mvn:
@@ -266,7 +284,7 @@ def opensearch_modules(zip_path: Path, version: str) -> Path:
             for name, module in OPENSEARCH_MODULES.items():
                 target = staged / name
                 target.mkdir(parents=True)
-                for artifact in (name, *module["jars"]):
+                for artifact in (_artifact(name), *module["jars"]):
                     matches = [n for n in extra if re.fullmatch(rf"{re.escape(artifact)}-\d[^-]*(-[^-]+)?\.jar", n)]
                     if len(matches) != 1:
                         raise EngineError(f"{name}: expected one {artifact} jar among {sorted(extra)}")
@@ -282,7 +300,7 @@ def opensearch_modules(zip_path: Path, version: str) -> Path:
                     if member.endswith(".mmdb"):
                         with archive.open(member) as src, (staged / "ingest-geoip" / member).open("wb") as dst:
                             shutil.copyfileobj(src, dst)
-            (staged / ".complete").touch()
+            (staged / ".complete").write_text(MODULES_STAMP)
             shutil.rmtree(done, ignore_errors=True)
             done.parent.mkdir(parents=True, exist_ok=True)
             staged.rename(done)
@@ -298,7 +316,8 @@ def opensearch_archive(version: str | None = None) -> Path:
     vendor's it bundles no JDK. Assembled once per version beside the Maven cache."""
     version = version or wanted_version("opensearch")
     done = cache_dir().parent / "opensearch-archive" / version / f"opensearch-{version}-linux-x64.tar.gz"
-    if done.is_file():
+    stamp = done.with_name(done.name + ".modules")
+    if done.is_file() and _stamped(stamp):
         return done
     from search import opensearch_security
 
@@ -327,7 +346,12 @@ def opensearch_archive(version: str | None = None) -> Path:
         with tarfile.open(staged, "w:gz") as tar:
             tar.add(home, arcname=home.name)
         staged.rename(done)
+        stamp.write_text(MODULES_STAMP)
     return done
+
+
+def _stamped(path: Path) -> bool:
+    return path.is_file() and path.read_text() == MODULES_STAMP
 
 
 def unpack(zip_path: Path, dest: Path) -> Path:

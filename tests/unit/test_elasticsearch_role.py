@@ -319,6 +319,35 @@ def test_lifecycle_and_settings_for_elasticsearch(playbook, tmp_path):
     }
 
 
+@pytest.mark.parametrize(("ingest", "want"), [(True, {"index.default_pipeline": "wlcg-soc-zeek"}), (False, {})])
+def test_family_default_pipeline(playbook, tmp_path, ingest, want):
+    """A family's pipeline becomes its indices' default pipeline while the role loads pipelines."""
+    templates = {"api/family-settings.json.j2": "settings.json"}
+    item = {"name": "zeek", "retention_days": 90, "pipeline": "wlcg-soc-zeek"}
+    text = role_play(ROLE, "Debian", template_task(ROLE, tmp_path, templates, **item))
+    extra = {
+        "elasticsearch_engine": "opensearch",
+        "elasticsearch_opensearch_admin_password": "a-long-admin-pw",
+        "elasticsearch_ingest_pipelines": ingest,
+    }
+    res = playbook(text, DEB, dict(GOOD, **extra), check=False)
+    assert res.rc == 0, res.out
+    settings = json.loads((tmp_path / "settings.json").read_text())["template"]["settings"]
+    assert settings == {"index.number_of_shards": 1, "index.number_of_replicas": 1, **want}
+
+
+def test_ingest_pipeline_files_load_by_hand():
+    """Each file is a pipeline body as the API takes it on both engines (no _meta, which
+    OpenSearch refuses), named by its file; engine-specific ones exist for both engines."""
+    ingest = ROLE / "files/ingest"
+    for path in ingest.rglob("*.json"):
+        body = json.loads(path.read_text())
+        assert set(body) <= {"description", "processors", "on_failure", "version"}, path
+        assert body["description"].startswith("wlcg.soc: ") and body["processors"], path
+    per_engine = {e: sorted(p.name for p in (ingest / e).glob("*.json")) for e in ("elasticsearch", "opensearch")}
+    assert per_engine["elasticsearch"] == per_engine["opensearch"] != []
+
+
 def test_shared_mappings_are_valid_json():
     body = json.loads((ROLE / "files/ecs-mappings.json").read_text())
     props = body["template"]["mappings"]["properties"]

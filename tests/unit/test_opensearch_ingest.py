@@ -1,7 +1,7 @@
 """The test OpenSearch node runs ingest pipelines and analyzers for real: its modules
-(ingest-common, lang-painless, analysis-common, ingest-geoip with the 2019 GeoLite2
-databases, ingest-user-agent; tests/search/engine.py) are loaded and work on log lines
-as Zeek and Apache httpd write them.
+(ingest-common, lang-painless, lang-mustache, analysis-common, ingest-geoip with the 2019
+GeoLite2 databases, ingest-user-agent; tests/search/engine.py) are loaded and work on log
+lines as Zeek and Apache httpd write them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,37 @@ def test_modules_are_loaded(opensearch_node):
     assert status == 200, answer
     (node,) = answer["nodes"].values()
     names = {m["name"] for m in node["modules"]}
-    assert {"ingest-common", "lang-painless", "analysis-common", "ingest-geoip", "ingest-user-agent"} <= names
+    assert {
+        "ingest-common",
+        "lang-painless",
+        "lang-mustache",
+        "analysis-common",
+        "ingest-geoip",
+        "ingest-user-agent",
+    } <= names
+
+
+def test_failure_message_template(opensearch_node):
+    """lang-mustache renders the on_failure metadata: a failed document is kept with why."""
+    status, answer = opensearch_node.call(
+        "POST",
+        "_ingest/pipeline/_simulate",
+        {
+            "pipeline": {
+                "processors": [{"date": {"field": "ts", "formats": ["UNIX"], "tag": "zeek-ts"}}],
+                "on_failure": [
+                    {"set": {"field": "error.message", "value": "{{ _ingest.on_failure_message }}"}},
+                    {"set": {"field": "error.type", "value": "{{ _ingest.on_failure_processor_tag }}"}},
+                ],
+            },
+            "docs": [{"_source": {"ts": "yesterday"}}],
+        },
+    )
+    assert status == 200, answer
+    doc = answer["docs"][0]["doc"]["_source"]
+    assert doc["ts"] == "yesterday"
+    assert doc["error"]["type"] == "zeek-ts"
+    assert "yesterday" in doc["error"]["message"], doc
 
 
 def test_zeek_conn_pipeline(opensearch_node):

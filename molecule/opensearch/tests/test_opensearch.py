@@ -4,9 +4,18 @@ principals with least privilege, snapshots."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
 import testinfra
 from conftest import assert_rolling_restart, search_request
+
+ROOT = Path(__file__).resolve().parents[3]
+INGEST = ROOT / "roles/elasticsearch/files/ingest"
+sys.path.insert(0, str(ROOT / "tests"))
+import zeek_logs  # noqa: E402 - tests/zeek_logs.py, real Zeek logs from zat's sdist
 
 NODES = {"os-node1": 9201, "os-node2": 9202, "os-node3": 9203}
 CONF = "/etc/opensearch"
@@ -107,22 +116,25 @@ def test_dashboards_user_and_analyst_mapping(hosts):
     assert role["soc_analyst"]["index_permissions"][0]["allowed_actions"] == ["read", "indices:admin/mappings/get"]
 
 
-def test_ingest_modules_parse_a_zeek_record(hosts):
-    """The assembled modules on every node: grok and date from ingest-common."""
-    body = {
-        "pipeline": {
-            "processors": [
-                {"grok": {"field": "message", "patterns": ["%{IP:source.ip} %{NUMBER:source.port:int}"]}},
-                {"date": {"field": "ts", "formats": ["UNIX"]}},
-            ]
-        },
-        "docs": [{"_source": {"message": "192.0.2.7 443", "ts": "1700000000.5"}}],
-    }
-    status, result = api(hosts["os-node3"], 9203, "/_ingest/pipeline/_simulate", "POST", body)
-    assert status == 200, result
-    source = result["docs"][0]["doc"]["_source"]
-    assert source["source"] == {"ip": "192.0.2.7", "port": 443}, source
-    assert source["@timestamp"].startswith("2023-11-14T22:13:20.500"), source
+def test_zeek_records_become_ecs_through_the_default_pipeline(hosts):
+    """The role's ingest pipelines on the cluster (modules assembled on every node): a conn.log
+    line as Zeek wrote it (zat's sdist), indexed by the pipeline writer into a zeek-* data
+    stream, comes out as ECS with its Community ID."""
+    status, pipelines = api(hosts["os-node1"], 9201, "/_ingest/pipeline/wlcg-soc-*")
+    assert status == 200, pipelines
+    files = [*INGEST.glob("*.json"), *INGEST.glob("opensearch/*.json")]
+    assert set(pipelines) == {p.stem for p in files}
+    line = zeek_logs.json_logs()["conn"][0]
+    record = json.loads(line)
+    event = {"message": line, "event": {"dataset": "zeek.connection"}, "@timestamp": EVENT["@timestamp"]}
+    status, doc = api(hosts["os-node3"], 9203, "/zeek-molecule-2/_doc?refresh=true", "POST", event, login=WRITER)
+    assert status == 201, doc
+    status, found = api(hosts["os-node2"], 9202, f"/zeek-molecule-2/_doc/{doc['_id']}")
+    assert status == 200, found
+    source = found["_source"]
+    assert source["event"]["kind"] == "event", source
+    assert (source["source"]["ip"], source["destination"]["port"]) == (record["id.orig_h"], record["id.resp_p"])
+    assert source["network"]["community_id"].startswith("1:") and source["zeek"]["session_id"] == record["uid"]
 
 
 def test_scheduled_snapshot_over_tls(hosts):

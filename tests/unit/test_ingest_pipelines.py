@@ -1,0 +1,295 @@
+"""The collection's ingest pipelines (roles/elasticsearch/files/ingest/) on the real
+OpenSearch test node (with ingest-common, lang-painless and lang-mustache), fed real Zeek
+JSON logs (tests/zeek_logs.py: zat's sdist): every record becomes ECS, a record that
+fails is kept with why, and what the pipelines produce is what the index template maps and
+the dashboards query."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import re
+import struct
+import urllib.request
+from pathlib import Path
+
+import pytest
+import zeek_logs
+
+ROOT = Path(__file__).resolve().parents[2]
+INGEST = ROOT / "roles/elasticsearch/files/ingest"
+MAPPINGS = json.loads((ROOT / "roles/elasticsearch/files/ecs-mappings.json").read_text())["template"]["mappings"]
+DASHBOARDS = ROOT / "roles/kibana/files/dashboards"
+# The datasets with a pipeline of their own; the router hands them over by event.dataset.
+DATASETS = sorted(p.stem.removeprefix("wlcg-soc-") for p in INGEST.glob("wlcg-soc-zeek.*.json"))
+
+
+def pipeline_files(engine: str) -> list[Path]:
+    return sorted(INGEST.glob("*.json")) + sorted((INGEST / engine).glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def node(search_nodes):
+    opensearch = search_nodes.get("opensearch")
+    for path in pipeline_files("opensearch"):
+        status, answer = opensearch.call("PUT", f"_ingest/pipeline/{path.stem}", json.loads(path.read_text()))
+        assert status == 200, (path.name, answer)
+    return opensearch
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[str, list[str]]:
+    return zeek_logs.json_logs()
+
+
+def zeek_doc(line: str, dataset: str) -> dict:
+    # As the pipelines tier delivers it: the line, its dataset, the time it was read.
+    return {"message": line, "event": {"dataset": dataset}, "@timestamp": "2026-12-06T00:00:00Z"}
+
+
+def simulate(node, docs: list[dict], pipeline: str = "wlcg-soc-zeek") -> list[dict]:
+    status, answer = node.call(
+        "POST", f"_ingest/pipeline/{pipeline}/_simulate", {"docs": [{"_source": d} for d in docs]}
+    )
+    assert status == 200, answer
+    out = []
+    for doc in answer["docs"]:
+        assert "error" not in doc, json.dumps(doc)  # a failure is kept as a document, not an error
+        out.append(doc["doc"]["_source"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def ecs(node, logs) -> dict[str, list[tuple[dict, dict]]]:
+    """Every zat JSON log through wlcg-soc-zeek: (Zeek's record, the document) per line."""
+    return {
+        log: list(
+            zip(
+                [json.loads(line) for line in lines],
+                simulate(node, [zeek_doc(x, zeek_logs.dataset(log)) for x in lines]),
+                strict=True,
+            )
+        )
+        for log, lines in logs.items()
+    }
+
+
+def leaves(doc: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= leaves(value, path + ".")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:
+                out |= leaves(item, path + ".")
+        else:
+            out.add(path)
+    return out
+
+
+def mapped(props: dict, prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, spec in props.items():
+        if "properties" in spec:
+            out |= mapped(spec["properties"], f"{prefix}{key}.")
+        else:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+def community_id(saddr: str, daddr: str, proto: int, sport: int, dport: int, seed: int = 0) -> str:
+    """Community ID v1 (github.com/corelight/community-id-spec), written here from the spec."""
+    src, dst = ipaddress.ip_address(saddr).packed, ipaddress.ip_address(daddr).packed
+    if (src, sport) > (dst, dport):
+        src, dst, sport, dport = dst, src, dport, sport
+    data = struct.pack("!H", seed) + src + dst + struct.pack("!BxHH", proto, sport, dport)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()  # noqa: S324 - the spec's hash
+
+
+def test_every_dataset_pipeline_is_routed():
+    router = json.loads((INGEST / "wlcg-soc-zeek.json").read_text())
+    routed = [p["pipeline"]["name"].removeprefix("wlcg-soc-") for p in router["processors"] if "pipeline" in p]
+    assert sorted(routed) == DATASETS
+    for dataset in DATASETS:
+        assert f"ctx.event.dataset == '{dataset}'" in json.dumps(router)
+
+
+def test_every_record_becomes_ecs(ecs):
+    assert set(ecs) >= {"conn", "dns", "http", "ssl", "x509", "files", "weird", "capture_loss"}
+    for log, pairs in ecs.items():
+        name = zeek_logs.dataset(log).removeprefix("zeek.")
+        for record, doc in pairs:
+            assert doc["event"]["kind"] != "pipeline_error", doc
+            assert doc["event"]["module"] == "zeek" and doc["event"]["dataset"] == zeek_logs.dataset(log)
+            assert "message" not in doc and "raw" not in doc["zeek"]
+            if "ts" in record:  # else the time the line was read stays
+                micros = round(record["ts"] * 1_000_000)
+                assert doc["@timestamp"].endswith(f".{micros % 1_000_000:06d}Z"), (record["ts"], doc["@timestamp"])
+            if "id.orig_h" in record:
+                assert (doc["source"]["ip"], doc["source"]["port"]) == (record["id.orig_h"], record["id.orig_p"])
+                assert (doc["destination"]["ip"], doc["destination"]["port"]) == (
+                    record["id.resp_h"],
+                    record["id.resp_p"],
+                )
+                assert set(doc["related"]["ip"]) == {record["id.orig_h"], record["id.resp_h"]}
+            if "uid" in record:
+                assert doc["zeek"]["session_id"] == record["uid"]
+            assert not {"ts", "uid", "id.orig_h", "id.resp_p"} & set(doc["zeek"].get(name, {}))
+
+
+def test_connection(ecs):
+    for record, doc in ecs["conn"]:
+        assert doc["network"]["transport"] == record["proto"]
+        assert (
+            doc["source"]["bytes"] == record["orig_ip_bytes"] and doc["destination"]["packets"] == record["resp_pkts"]
+        )
+        assert doc["network"]["bytes"] == record["orig_ip_bytes"] + record["resp_ip_bytes"]
+        assert (
+            doc["event"]["type"] == ["connection"] and doc["zeek"]["connection"]["conn_state"] == record["conn_state"]
+        )
+        if "duration" in record:
+            assert abs(doc["event"]["duration"] - record["duration"] * 1e9) < 1
+        proto = {"tcp": 6, "udp": 17}.get(record["proto"])
+        if proto and max(record["id.orig_p"], record["id.resp_p"]) <= 63335:
+            want = community_id(
+                record["id.orig_h"], record["id.resp_h"], proto, record["id.orig_p"], record["id.resp_p"]
+            )
+            assert doc["network"]["community_id"] == want
+
+
+def test_protocol_logs(ecs):
+    record, doc = ecs["dns"][0]
+    assert doc["dns"]["question"] == {
+        "name": record["query"],
+        "type": record["qtype_name"],
+        "class": record["qclass_name"],
+    }
+    assert doc["dns"]["response_code"] == record["rcode_name"] and doc["dns"]["id"] == str(record["trans_id"])
+    answered = [(r, d) for r, d in ecs["dns"] if "answers" in r]
+    assert answered
+    for record, doc in answered:
+        assert [a["data"] for a in doc["dns"]["answers"]] == record["answers"]
+        assert [a["ttl"] for a in doc["dns"]["answers"]] == [round(t) for t in record["TTLs"]]
+    record, doc = ecs["http"][0]
+    assert (doc["http"]["request"]["method"], doc["http"]["response"]["status_code"]) == (
+        record["method"],
+        record["status_code"],
+    )
+    assert (doc["url"]["domain"], doc["url"]["original"]) == (record["host"], record["uri"])
+    assert doc["user_agent"]["original"] == record["user_agent"]
+    record, doc = ecs["ssl"][0]
+    assert (doc["tls"]["version_protocol"], doc["tls"]["version"]) == ("tls", "1.2")  # Zeek's TLSv12
+    assert doc["tls"]["client"]["server_name"] == record["server_name"]
+    assert doc["tls"]["server"]["issuer"] == record["issuer"]
+    record, doc = ecs["x509"][0]
+    assert doc["x509"]["serial_number"] == record["certificate.serial"]
+    assert doc["x509"]["alternative_names"] == record["san.dns"]
+    assert doc["x509"]["not_after"] == "2020-02-08T19:00:00Z"  # 1581188400.0
+    record, doc = ecs["files"][0]
+    assert (doc["file"]["name"], doc["file"]["hash"]["sha1"]) == (record["filename"], record["sha1"])
+    assert set(doc["related"]["ip"]) == set(record["tx_hosts"] + record["rx_hosts"])
+    record, doc = ecs["capture_loss"][0]
+    assert doc["event"]["kind"] == "metric" and doc["zeek"]["capture_loss"]["percent_lost"] == record["percent_lost"]
+
+
+def test_failures_are_kept_with_why(node, logs):
+    conn = json.loads(logs["conn"][0])
+    high = dict(conn, **{"id.orig_p": 64000})  # above the bound of OpenSearch 2.19's community_id
+    bad_ts = dict(conn, ts="yesterday")
+    docs = simulate(
+        node,
+        [
+            zeek_doc(logs["conn"][0][:-9], "zeek.connection"),  # cut short: not JSON
+            {"message": logs["dns"][0], "@timestamp": "2026-12-06T00:00:00Z"},  # no event.dataset
+            zeek_doc(json.dumps(bad_ts), "zeek.connection"),
+            zeek_doc(json.dumps(high), "zeek.connection"),
+        ],
+    )
+    cut, no_dataset, bad_time, high_port = docs
+    for doc in (cut, no_dataset, bad_time):
+        assert doc["event"]["kind"] == "pipeline_error", doc
+        assert doc["error"]["message"] and "{{" not in doc["error"]["message"], doc
+    assert cut["error"]["id"] == "zeek-json" and cut["message"] == logs["conn"][0][:-9]
+    assert "event.dataset" in no_dataset["error"]["message"]
+    assert "yesterday" in bad_time["error"]["message"]
+    assert high_port["event"]["kind"] == "event" and high_port["source"]["port"] == 64000
+    assert "community_id" not in high_port["network"]
+
+
+def test_what_the_pipelines_make_is_mapped_and_what_dashboards_query_exists(ecs):
+    produced = set()
+    for pairs in ecs.values():
+        for _record, doc in pairs:
+            produced |= leaves(doc)
+    ecs_fields = {f for f in produced if not f.startswith("zeek.")}
+    known = mapped(MAPPINGS["properties"])
+    assert ecs_fields - known == set(), "fields the pipelines make but ecs-mappings.json does not map"
+    queried = set()
+    for path in DASHBOARDS.glob("*.ndjson"):
+        for line in path.read_text().splitlines():
+            obj = json.loads(line) if line.strip() else {}
+            attrs = obj.get("attributes", {})
+            vis = json.loads(attrs.get("visState") or "{}")
+            queried |= {a["params"]["field"] for a in vis.get("aggs", []) if "field" in a.get("params", {})}
+            source = json.loads(attrs.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON") or "{}")
+            query = source.get("query", {}).get("query") or ""
+            queried |= set(re.findall(r"([A-Za-z_@][\w.@]*)\s*:", query))
+    assert queried, "no fields found in the dashboards"
+    # A query may name an object ("misp : *"): any field under it.
+    objects = {f.rsplit(".", i)[0] for f in known | produced for i in range(1, f.count(".") + 1)}
+    assert queried - known - produced - objects == set(), "fields the dashboards query that nothing maps or makes"
+
+
+def test_bulk_into_a_data_stream_with_the_templates(node, logs):
+    """The documents index into a zeek-* data stream through the family's default pipeline,
+    with the mappings of ecs-mappings.json."""
+    name = "zeek-ingest-test"
+    assert (
+        node.call("PUT", "_component_template/wlcg-soc-ingest-test-ecs", {"template": {"mappings": MAPPINGS}})[0] == 200
+    )
+    template = {
+        "index_patterns": [f"{name}*"],
+        "data_stream": {},
+        "priority": 500,
+        "composed_of": ["wlcg-soc-ingest-test-ecs"],
+        "template": {"settings": {"index.number_of_replicas": 0, "index.default_pipeline": "wlcg-soc-zeek"}},
+    }
+    assert node.call("PUT", "_index_template/wlcg-soc-ingest-test", template)[0] == 200
+    try:
+        lines = []
+        for log in ("conn", "dns", "http", "ssl", "x509", "files"):
+            for line in logs[log]:
+                lines += [json.dumps({"create": {}}), json.dumps(zeek_doc(line, zeek_logs.dataset(log)))]
+        req = urllib.request.Request(  # noqa: S310 - the test node
+            f"{node.url}/{name}/_bulk?refresh=true",
+            data=("\n".join(lines) + "\n").encode(),
+            method="POST",
+            headers={"Content-Type": "application/x-ndjson", **node.auth_header(None, None)},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the test node
+            result = json.loads(resp.read())
+        assert not result["errors"], [i for i in result["items"] if "error" in i["create"]][:2]
+        status, count = node.call("GET", f"{name}/_count?q=event.kind:pipeline_error")
+        assert status == 200 and count["count"] == 0, count
+        status, count = node.call("GET", f"{name}/_count")
+        assert count["count"] == len(lines) // 2
+        status, mapping = node.call(
+            "GET", f"{name}/_mapping/field/source.ip,network.community_id,x509.not_after,dns.answers.ttl"
+        )
+        (index,) = mapping.values()
+        types = {f: next(iter(m["mapping"].values()))["type"] for f, m in index["mappings"].items()}
+        assert types == {
+            "source.ip": "ip",
+            "network.community_id": "keyword",
+            "x509.not_after": "date",
+            "dns.answers.ttl": "long",
+        }
+        status, hits = node.call("GET", f"{name}/_search?q=network.community_id:%221:Cg/JgpV12tFPFRGSAZqKqTl2uwk=%22")
+        assert hits["hits"]["total"]["value"] >= 1, hits
+    finally:
+        node.call("DELETE", f"_data_stream/{name}")
+        node.call("DELETE", "_index_template/wlcg-soc-ingest-test")
+        node.call("DELETE", "_component_template/wlcg-soc-ingest-test-ecs")
