@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import shutil
+import hashlib
 import subprocess
 import sys
 import tarfile
@@ -47,18 +47,22 @@ def sdist_path(project: str, version: str) -> Path:
 
 def extracted(project: str, version: str, subdir: str, suffixes: tuple[str, ...]) -> Path:
     """The sdist's files under ``subdir`` ending in one of ``suffixes``, extracted once next
-    to the tarball; the path of ``subdir`` there."""
+    to the tarball (each file moved into place whole, so that other selections of the same
+    sdist extracted before stay); the path of ``subdir`` there."""
     tarball = sdist_path(project, version)
     cache = tarball.parent
     top = tarball.name.removesuffix(".tar.gz")
-    target = cache / top
+    selection = hashlib.sha256(repr((subdir, suffixes)).encode()).hexdigest()[:12]
+    done = cache / f".{top}.{selection}.done"
     with _locked(cache / ".lock"):
-        if not (target / subdir).is_dir():
+        if not done.is_file():
             with tempfile.TemporaryDirectory(dir=cache) as tmp, tarfile.open(tarball) as tar:
                 prefix = f"{top}/{subdir}/"
                 members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)]
                 members = [m for m in members if m.name.endswith(suffixes)]
                 tar.extractall(tmp, members=members, filter="data")
-                shutil.rmtree(target, ignore_errors=True)
-                (Path(tmp) / top).replace(target)
-    return target / subdir
+                for member in members:
+                    (cache / member.name).parent.mkdir(parents=True, exist_ok=True)
+                    (Path(tmp) / member.name).replace(cache / member.name)
+            done.touch()
+    return cache / top / subdir

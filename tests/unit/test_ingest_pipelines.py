@@ -13,6 +13,7 @@ import json
 import re
 import struct
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INGEST = ROOT / "roles/elasticsearch/files/ingest"
 MAPPINGS = json.loads((ROOT / "roles/elasticsearch/files/ecs-mappings.json").read_text())["template"]["mappings"]
 DASHBOARDS = ROOT / "roles/kibana/files/dashboards"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The datasets with a pipeline of their own; the router hands them over by event.dataset.
 DATASETS = sorted(p.stem.removeprefix("wlcg-soc-") for p in INGEST.glob("wlcg-soc-zeek.*.json"))
 
@@ -41,7 +43,8 @@ def node(search_nodes):
 
 @pytest.fixture(scope="module")
 def logs() -> dict[str, list[str]]:
-    return zeek_logs.json_logs()
+    found = zeek_logs.json_logs()
+    return found | {"intel": zeek_logs.intel_log(found)}
 
 
 def zeek_doc(line: str, dataset: str) -> dict:
@@ -100,6 +103,11 @@ def mapped(props: dict, prefix: str = "") -> set[str]:
     return out
 
 
+def epoch_micros(stamp: str) -> int:
+    """Microseconds since the epoch of an ISO 8601 time (the engine drops trailing zeros)."""
+    return (datetime.fromisoformat(stamp) - EPOCH) // timedelta(microseconds=1)
+
+
 def community_id(saddr: str, daddr: str, proto: int, sport: int, dport: int, seed: int = 0) -> str:
     """Community ID v1 (github.com/corelight/community-id-spec), written here from the spec."""
     src, dst = ipaddress.ip_address(saddr).packed, ipaddress.ip_address(daddr).packed
@@ -118,16 +126,16 @@ def test_every_dataset_pipeline_is_routed():
 
 
 def test_every_record_becomes_ecs(ecs):
-    assert set(ecs) >= {"conn", "dns", "http", "ssl", "x509", "files", "weird", "capture_loss"}
+    assert set(ecs) >= {"conn", "dns", "http", "ssl", "x509", "files", "weird", "capture_loss", "notice", "intel"}
     for log, pairs in ecs.items():
         name = zeek_logs.dataset(log).removeprefix("zeek.")
         for record, doc in pairs:
             assert doc["event"]["kind"] != "pipeline_error", doc
             assert doc["event"]["module"] == "zeek" and doc["event"]["dataset"] == zeek_logs.dataset(log)
-            assert "message" not in doc and "raw" not in doc["zeek"]
+            assert doc.get("message") == record.get("msg") if log == "notice" else "message" not in doc
+            assert "raw" not in doc["zeek"]
             if "ts" in record:  # else the time the line was read stays
-                micros = round(record["ts"] * 1_000_000)
-                assert doc["@timestamp"].endswith(f".{micros % 1_000_000:06d}Z"), (record["ts"], doc["@timestamp"])
+                assert epoch_micros(doc["@timestamp"]) == round(record["ts"] * 1_000_000), (record, doc)
             if "id.orig_h" in record:
                 assert (doc["source"]["ip"], doc["source"]["port"]) == (record["id.orig_h"], record["id.orig_p"])
                 assert (doc["destination"]["ip"], doc["destination"]["port"]) == (
@@ -143,6 +151,7 @@ def test_every_record_becomes_ecs(ecs):
 def test_connection(ecs):
     for record, doc in ecs["conn"]:
         assert doc["network"]["transport"] == record["proto"]
+        assert doc["network"].get("iana_number") == (str(record["ip_proto"]) if "ip_proto" in record else None)
         assert (
             doc["source"]["bytes"] == record["orig_ip_bytes"] and doc["destination"]["packets"] == record["resp_pkts"]
         )
@@ -193,6 +202,47 @@ def test_protocol_logs(ecs):
     assert set(doc["related"]["ip"]) == set(record["tx_hosts"] + record["rx_hosts"])
     record, doc = ecs["capture_loss"][0]
     assert doc["event"]["kind"] == "metric" and doc["zeek"]["capture_loss"]["percent_lost"] == record["percent_lost"]
+
+
+def test_notice(ecs, node):
+    (record, doc), *_ = ecs["notice"]  # Zeek 8.2.2: SSL::Invalid_Server_Cert on an RDP connection
+    assert doc["event"]["kind"] == "alert" and doc["event"]["category"] == ["intrusion_detection"]
+    assert (doc["rule"]["name"], doc["message"]) == (record["note"], record["msg"])
+    assert doc["zeek"]["notice"]["note"] == record["note"] and doc["network"]["transport"] == record["proto"]
+    assert (doc["source"]["ip"], doc["destination"]["port"]) == (record["id.orig_h"], record["id.resp_p"])
+    # A notice of no connection (a scan, say) has only its own src, dst and p.
+    scan = {k: v for k, v in record.items() if not k.startswith("id.") and k not in ("uid", "proto")}
+    (doc,) = simulate(node, [zeek_doc(json.dumps(scan), "zeek.notice")])
+    assert (doc["source"]["ip"], doc["destination"]["ip"]) == (record["src"], record["dst"])
+    assert doc["destination"]["port"] == record["p"] and set(doc["related"]["ip"]) == {record["src"], record["dst"]}
+
+
+def test_intel(ecs, node):
+    hashes = {32: "md5", 40: "sha1", 64: "sha256"}
+    assert len(ecs["intel"]) == 500
+    for record, doc in ecs["intel"]:
+        seen, kind = record["seen.indicator"], record["seen.indicator_type"]
+        indicator = doc["threat"]["indicator"]
+        assert doc["event"]["kind"] == "alert" and (doc["event"]["category"], doc["event"]["type"]) == (
+            ["threat"],
+            ["indicator"],
+        )
+        assert indicator["name"] == seen and indicator["provider"] == record["sources"]
+        (enrichment,) = doc["threat"]["enrichments"]
+        assert enrichment["indicator"] == indicator and enrichment["matched"]["atomic"] == seen
+        if kind == "Intel::ADDR":
+            assert (indicator["type"], indicator["ip"]) == ("ipv4-addr", seen)
+            assert enrichment["matched"]["field"] == "destination.ip" and doc["destination"]["ip"] == seen
+        elif kind == "Intel::DOMAIN":
+            assert (indicator["type"], indicator["url"]["domain"]) == ("domain-name", seen)
+            assert enrichment["matched"]["field"] == "dns.question.name"
+        else:
+            assert indicator["type"] == "file" and indicator["file"]["hash"] == {hashes[len(seen)]: seen.lower()}
+            assert enrichment["matched"]["field"] == "file.hash"
+        assert doc["zeek"]["intel"]["seen.where"] == record["seen.where"]
+    # An intel.log line that names no indicator is kept as a failure.
+    (broken,) = simulate(node, [zeek_doc(json.dumps({"ts": 1.0, "seen.where": "x"}), "zeek.intel")])
+    assert broken["event"]["kind"] == "pipeline_error" and "seen.indicator" in broken["error"]["message"]
 
 
 def test_failures_are_kept_with_why(node, logs):
@@ -260,8 +310,8 @@ def test_bulk_into_a_data_stream_with_the_templates(node, logs):
     assert node.call("PUT", "_index_template/wlcg-soc-ingest-test", template)[0] == 200
     try:
         lines = []
-        for log in ("conn", "dns", "http", "ssl", "x509", "files"):
-            for line in logs[log]:
+        for log, log_lines in logs.items():  # every log of both corpora, and the intel hits
+            for line in log_lines:
                 lines += [json.dumps({"create": {}}), json.dumps(zeek_doc(line, zeek_logs.dataset(log)))]
         req = urllib.request.Request(  # noqa: S310 - the test node
             f"{node.url}/{name}/_bulk?refresh=true",
@@ -276,9 +326,8 @@ def test_bulk_into_a_data_stream_with_the_templates(node, logs):
         assert status == 200 and count["count"] == 0, count
         status, count = node.call("GET", f"{name}/_count")
         assert count["count"] == len(lines) // 2
-        status, mapping = node.call(
-            "GET", f"{name}/_mapping/field/source.ip,network.community_id,x509.not_after,dns.answers.ttl"
-        )
+        fields = "source.ip,network.community_id,x509.not_after,dns.answers.ttl,threat.indicator.ip"
+        status, mapping = node.call("GET", f"{name}/_mapping/field/{fields}")
         (index,) = mapping.values()
         types = {f: next(iter(m["mapping"].values()))["type"] for f, m in index["mappings"].items()}
         assert types == {
@@ -286,6 +335,7 @@ def test_bulk_into_a_data_stream_with_the_templates(node, logs):
             "network.community_id": "keyword",
             "x509.not_after": "date",
             "dns.answers.ttl": "long",
+            "threat.indicator.ip": "ip",
         }
         status, hits = node.call("GET", f"{name}/_search?q=network.community_id:%221:Cg/JgpV12tFPFRGSAZqKqTl2uwk=%22")
         assert hits["hits"]["total"]["value"] >= 1, hits
