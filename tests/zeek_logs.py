@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import sdists
+import yaml
 
 ZAT_VERSION = "0.4.9"
 PARSEZEEKLOGS_VERSION = "3.0.1"
 
 
+# The filebeat role's table of the datasets that are not zeek.<log>: the one source of truth.
+_DATASETS = yaml.safe_load((Path(__file__).resolve().parents[1] / "roles/filebeat/vars/main.yml").read_text())[
+    "__filebeat_zeek_datasets"
+]
+
+
 def dataset(log: str) -> str:
-    """The ``event.dataset`` of a Zeek log, as Elastic's Zeek integration names it."""
-    return "zeek.connection" if log == "conn" else f"zeek.{log}"
+    """The ``event.dataset`` the filebeat role tags a Zeek log with (conn: zeek.connection)."""
+    return _DATASETS.get(log, f"zeek.{log}")
 
 
 def json_logs() -> dict[str, list[str]]:
