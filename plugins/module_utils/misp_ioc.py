@@ -32,6 +32,7 @@ from typing import Any
 
 from .memcache import MemcacheError, MemcacheSink
 from .misp import MispError, call, connect, search_json, watch_of
+from .misp_memcached import key as memcached_key
 from .zeek_intel import UNSET, clean, count_rows, encodable, read, render, same_content, write_atomic
 
 ADDR, SUBNET = "Intel::ADDR", "Intel::SUBNET"
@@ -79,7 +80,8 @@ ZEEK_MAPPING: dict[str, tuple[str | None, str | None]] = {
     **{f"filename|{h}": (None, "Intel::FILE_HASH") for h in _HASHES},
     **{f"filename|{h}": ("Intel::FILE_NAME", "Intel::FILE_HASH") for h in ("md5", "sha1", "sha256")},
 }
-# MISP types that give memcached keys (all also in ZEEK_MAPPING), and the key's direction.
+# MISP types that give memcached keys (all also in ZEEK_MAPPING), and the key's direction
+# (misp_memcached: the contract with the readers of the keys).
 MEMCACHED_KINDS = {
     "ip-src": "ip-src",
     "ip-src|port": "ip-src",
@@ -479,7 +481,7 @@ class Mapper:
                 info[:MEMCACHED_INFO_MAX],
                 mtype,
             )
-            ex.keys.setdefault(f"{kind}-{first_ip[0]}", []).append(hit)
+            ex.keys.setdefault(memcached_key(kind, first_ip[0]), []).append(hit)
 
 
 class _Fetcher:

@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible_collections.wlcg.soc.plugins.filter.address_list import address_list
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_heap_mb import elasticsearch_heap_mb
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_master_hosts import elasticsearch_master_hosts
@@ -14,7 +15,9 @@ from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_seed_hosts import
 from ansible_collections.wlcg.soc.plugins.filter.file_differs import file_differs
 from ansible_collections.wlcg.soc.plugins.filter.host_url import host_url
 from ansible_collections.wlcg.soc.plugins.filter.memcached_servers import memcached_servers
+from ansible_collections.wlcg.soc.plugins.filter.misp_memcached_lookups import misp_memcached_lookups
 from ansible_collections.wlcg.soc.plugins.filter.version_upgrade_problem import version_upgrade_problem
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Export
 
 # Three nodes as the inventory gives them: es1 sets nothing (the role's defaults), es2 is a
 # master with its own address, port and name, es3 a data-only node.
@@ -165,6 +168,7 @@ def test_file_differs(files, kwargs, differs):
 
 FILTERS = ["address_list", "elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
 FILTERS += ["elasticsearch_seed_hosts", "file_differs", "host_url", "memcached_servers", "version_upgrade_problem"]
+FILTERS += ["misp_memcached_lookups"]
 
 
 @pytest.mark.parametrize("name", FILTERS)
@@ -196,6 +200,7 @@ def test_filters_run_in_a_play(playbook):
           - ('192.0.2.1,[::1]' | wlcg.soc.address_list) == ['192.0.2.1', '::1']
           - "('8.19.4' | wlcg.soc.version_upgrade_problem('8.19.21', {8: '7.17'})) == ''"
           - "('8.19.21' | wlcg.soc.version_upgrade_problem('8.19.4', {8: '7.17'}, 'v')) is match('^v [(]8.19.4[)] is')"
+          - "('[a]' | wlcg.soc.misp_memcached_lookups('[b]'))['ip-dst-%{[a]}'] == '[b][ip-dst]'"
 """
     res = playbook(text, {})
     assert res.rc == 0, res.out
@@ -217,3 +222,23 @@ def test_memcached_servers_from_each_servers_own_settings():
         "cache5:11211",
     ]
     assert memcached_servers(["cache1"], hostvars, 11300) == ["cache1:11300"]
+
+
+def test_misp_memcached_lookups_read_the_keys_the_sync_writes():
+    """The lookups Logstash makes are the keys misp_ioc's export writes, for both directions."""
+    export = Export()
+    export.keys = {"ip-src-192.0.2.7": [(1, "u", "i", "ip-src")], "ip-dst-2001:db8::7": [(2, "v", "j", "ip-dst")]}
+    written = set(export.key_values())
+    lookups = misp_memcached_lookups("[source][ip]", "[misp_lookup][source]")
+    assert lookups == {
+        "ip-src-%{[source][ip]}": "[misp_lookup][source][ip-src]",
+        "ip-dst-%{[source][ip]}": "[misp_lookup][source][ip-dst]",
+    }
+    for address in ("192.0.2.7", "2001:db8::7"):
+        assert written & {k.replace("%{[source][ip]}", address) for k in lookups}
+
+
+@pytest.mark.parametrize(("field", "target"), [("source.ip", "[t]"), ("[source][ip]", "t"), ("[a b]", "[t]")])
+def test_misp_memcached_lookups_want_field_references(field, target):
+    with pytest.raises(AnsibleFilterError, match="must be a Logstash field reference"):
+        misp_memcached_lookups(field, target)

@@ -3,8 +3,8 @@
 """One MISP -> Zeek intel / memcached sync, as the misp-sync systemd service runs it.
 
 ``python -m wlcg_soc_misp_sync --config /etc/wlcg-soc/misp-sync.json``. The package is
-the collection's module_utils (misp, misp_ioc, memcache, zeek_intel) copied by the
-misp_sync role. The API key is read from the file the configuration names, never from
+the collection's module_utils (misp, misp_ioc, misp_memcached, memcache, zeek_intel)
+copied by the misp_sync role. The API key is read from the file the configuration names, never from
 the command line (``-`` reads it from standard input, where the unit connects the
 root-only key file). A status file records the last success and the counts, and the
 last error of any kind.
