@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import zeek_logs
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Export
+from ansible_collections.wlcg.soc.plugins.module_utils.misp_memcached import key as memcached_key
 
 ROOT = Path(__file__).resolve().parents[2]
 INGEST = ROOT / "roles/elasticsearch/files/ingest"
@@ -243,6 +245,39 @@ def test_intel(ecs, node):
     # An intel.log line that names no indicator is kept as a failure.
     (broken,) = simulate(node, [zeek_doc(json.dumps({"ts": 1.0, "seen.where": "x"}), "zeek.intel")])
     assert broken["event"]["kind"] == "pipeline_error" and "seen.indicator" in broken["error"]["message"]
+
+
+def test_misp_hits_of_a_connection_become_threat_enrichments(node, logs):
+    """Logstash's memcached answers (the values the MISP sync writes, made by its own code) on a
+    real conn record: every hit, source and destination, becomes one ECS enrichment."""
+    record = json.loads(logs["conn"][0])
+    src, dst = record["id.orig_h"], record["id.resp_h"]
+    export = Export()
+    export.keys = {
+        memcached_key("ip-dst", src): [(41, "uuid-41", "Phishing wave", "ip-dst")],
+        memcached_key("ip-src", dst): [(42, "uuid-42", "C2 servers", "ip-src|port"), (7, "uuid-7", "Old", "ip-src")],
+    }
+    values = {k: v.decode() for k, v in export.key_values().items()}
+    lookup = {  # as Logstash's memcached filter sets them: the value, unparsed; a miss sets nothing
+        "source": {"ip-dst": values[memcached_key("ip-dst", src)]},
+        "destination": {"ip-src": values[memcached_key("ip-src", dst)]},
+    }
+    (doc,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup=lookup)])
+    assert "misp_lookup" not in doc and doc["event"]["kind"] == "event", doc
+    got = [(e["matched"]["field"], e["matched"]["atomic"], e["matched"]["id"]) for e in doc["threat"]["enrichments"]]
+    assert got == [("source.ip", src, "uuid-41"), ("destination.ip", dst, "uuid-42"), ("destination.ip", dst, "uuid-7")]
+    first = doc["threat"]["enrichments"][0]["indicator"]
+    assert first == {"ip": src, "name": src, "type": "ipv4-addr", "provider": "MISP", "description": "Phishing wave"}
+    assert doc["misp"] == {
+        "event_id": ["41", "42", "7"],
+        "event_uuid": ["uuid-41", "uuid-42", "uuid-7"],
+        "info": ["Phishing wave", "C2 servers", "Old"],
+        "type": ["ip-dst", "ip-src|port", "ip-src"],
+        "matched_field": ["source.ip", "destination.ip"],
+    }
+    assert leaves(doc) - {f for f in leaves(doc) if f.startswith("zeek.")} <= mapped(MAPPINGS["properties"])
+    (plain,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup={})])
+    assert "threat" not in plain and "misp" not in plain and "misp_lookup" not in plain
 
 
 def test_failures_are_kept_with_why(node, logs):
