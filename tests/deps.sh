@@ -4,6 +4,11 @@
 # and Maven with Java 17 (tests/search fetches Elasticsearch's and OpenSearch's test
 # distributions from Maven Central and runs them).
 set -euo pipefail
+# Go (not from Debian: bookworm's is too old) builds tests/lumberjack_receiver, the Beats
+# protocol server the Filebeat tests ship to, and the benchmarks' latency proxy.
+if ! command -v go >/dev/null || ! go version | grep -Eq 'go1[.](2[1-9]|[3-9][0-9])'; then
+  echo "the tests need Go >= 1.21 on PATH (https://go.dev/dl/)" >&2; exit 1
+fi
 need=()
 for p in memcached shellcheck openssl maven openjdk-17-jre-headless; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")

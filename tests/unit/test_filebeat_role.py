@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import filebeat_reference
 import pytest
 import yaml
 import zeek_logs
@@ -91,6 +92,7 @@ BAD_INPUT = [
     ({"filebeat_zeek_log_dir": "logs/current"}, 'filebeat_zeek_log_dir ("logs/current") must be the absolute path'),
     ({"filebeat_flows_group": ""}, 'filebeat_flows_group ("") the group that may read them'),
     ({"filebeat_close_inactive": "5 minutes"}, 'filebeat_close_inactive ("5 minutes"), filebeat_ignore_older'),
+    ({"filebeat_ignore_older": "5m"}, "filebeat_ignore_older (5m) must be longer than filebeat_close_inactive (5m)"),
     (
         {"filebeat_clean_inactive": "48h"},
         "filebeat_clean_inactive (48h) must be longer than filebeat_ignore_older (48h) plus filebeat_scan_interval",
@@ -215,10 +217,14 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict, logs
 
 
 def settings(text: str) -> dict:
-    """The YAML a template produced, after its Ansible managed header."""
+    """The YAML a template produced, after its Ansible managed header; a filebeat.yml is also
+    checked against Filebeat's reference (every key, type and documented constraint)."""
     assert "# Ansible managed" in text.splitlines()[:3], text.splitlines()[:3]
     data = yaml.safe_load(text)
     assert isinstance(data, dict)
+    if "filebeat.inputs" in data:
+        filebeat_reference.validate(data)
+        assert filebeat_reference.documented_constraints(data) == []
     return data
 
 
@@ -234,7 +240,7 @@ def test_debian_sensor_and_collector(playbook, tmp_path):
     for item in inputs:
         assert item["type"] == "filestream" and item["fields_under_root"] is True
         assert item["file_identity.native"] is None
-        assert item["close.on_state_change.renamed"] is False and item["clean_removed"] is True
+        assert item["close.on_state_change.renamed"] is False and item["clean_removed"] is False
     by_id = {i["id"]: i for i in inputs}
     for log in logs:
         item = by_id[f"wlcg-soc-zeek-{log}"]
