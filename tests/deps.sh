@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests use on the controller: memcached (a real server for the
 # memcached client tests), shellcheck (ansible-test's shellcheck sanity test), openssl,
-# and Maven with Java 17 (tests/search fetches Elasticsearch's and OpenSearch's test
-# distributions from Maven Central and runs them).
+# Maven with Java 17 (tests/search fetches Elasticsearch's and OpenSearch's test
+# distributions from Maven Central and runs them), and pmacct and softflowd (real flow
+# collectors and exporters for the flows pipeline's test).
 set -euo pipefail
 need=()
-for p in memcached shellcheck openssl maven openjdk-17-jre-headless; do
+for p in memcached shellcheck openssl maven openjdk-17-jre-headless pmacct softflowd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 [ "${#need[@]}" -eq 0 ] && exit 0
