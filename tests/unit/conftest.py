@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -69,34 +70,39 @@ def collections_path() -> str:
     return path
 
 
+def run_playbook(
+    workdir: Path, collections_path: str, text: str, facts: dict, extra_vars: dict | None = None, check: bool = True
+) -> Run:
+    """Run a playbook text (written to ``workdir``) against localhost with the given fake facts,
+    in check mode unless told otherwise."""
+    book = workdir / "play.yml"
+    book.write_text(text)
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=collections_path,
+        ANSIBLE_LIBRARY=str(FIXTURES / "library"),
+        ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
+        ANSIBLE_FACTS_MODULES="fake_facts",
+        WLCG_SOC_FAKE_FACTS=json.dumps(facts),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
+    if check:
+        cmd.append("--check")
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    res = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True, check=False)
+    return Run(res.returncode, res.stdout + res.stderr)
+
+
 @pytest.fixture
 def playbook(tmp_path: Path, collections_path: str):
-    """Run a playbook text against localhost in check mode with the given fake facts."""
-
-    def run(text: str, facts: dict, extra_vars: dict | None = None, check: bool = True) -> Run:
-        book = tmp_path / "play.yml"
-        book.write_text(text)
-        env = dict(
-            os.environ,
-            ANSIBLE_COLLECTIONS_PATH=collections_path,
-            ANSIBLE_LIBRARY=str(FIXTURES / "library"),
-            ANSIBLE_ACTION_PLUGINS=str(FIXTURES / "action"),
-            ANSIBLE_FACTS_MODULES="fake_facts",
-            WLCG_SOC_FAKE_FACTS=json.dumps(facts),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_RETRY_FILES_ENABLED="0",
-            ANSIBLE_LOCALHOST_WARNING="0",
-            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        )
-        cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
-        if check:
-            cmd.append("--check")
-        if extra_vars:
-            cmd += ["-e", json.dumps(extra_vars)]
-        res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
-        return Run(res.returncode, res.stdout + res.stderr)
-
-    return run
+    """Run a playbook text against localhost in check mode with the given fake facts
+    (run_playbook in this test's tmp_path)."""
+    return functools.partial(run_playbook, tmp_path, collections_path)
 
 
 # Many cases of one play in one ansible-playbook run: one host per case, each with its own

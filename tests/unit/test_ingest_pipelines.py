@@ -6,40 +6,38 @@ the dashboards query."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import ipaddress
 import json
-import re
-import struct
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import zeek_logs
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Export
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_memcached import key as memcached_key
+from ingest_helpers import (
+    DASHBOARDS,
+    INGEST,
+    MAPPINGS,
+    bulk_create,
+    community_id,
+    dashboard_fields,
+    data_stream,
+    field_types,
+    leaves,
+    load_pipelines,
+    mapped,
+    simulate,
+    unknown_fields,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-INGEST = ROOT / "roles/elasticsearch/files/ingest"
-MAPPINGS = json.loads((ROOT / "roles/elasticsearch/files/ecs-mappings.json").read_text())["template"]["mappings"]
-DASHBOARDS = ROOT / "roles/kibana/files/dashboards"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The datasets with a pipeline of their own; the router hands them over by event.dataset.
 DATASETS = sorted(p.stem.removeprefix("wlcg-soc-") for p in INGEST.glob("wlcg-soc-zeek.*.json"))
 
 
-def pipeline_files(engine: str) -> list[Path]:
-    return sorted(INGEST.glob("*.json")) + sorted((INGEST / engine).glob("*.json"))
-
-
 @pytest.fixture(scope="module")
 def node(search_nodes):
     opensearch = search_nodes.get("opensearch")
-    for path in pipeline_files("opensearch"):
-        status, answer = opensearch.call("PUT", f"_ingest/pipeline/{path.stem}", json.loads(path.read_text()))
-        assert status == 200, (path.name, answer)
+    load_pipelines(opensearch)
     return opensearch
 
 
@@ -54,18 +52,6 @@ def zeek_doc(line: str, dataset: str) -> dict:
     return {"message": line, "event": {"dataset": dataset}, "@timestamp": "2026-12-06T00:00:00Z"}
 
 
-def simulate(node, docs: list[dict], pipeline: str = "wlcg-soc-zeek") -> list[dict]:
-    status, answer = node.call(
-        "POST", f"_ingest/pipeline/{pipeline}/_simulate", {"docs": [{"_source": d} for d in docs]}
-    )
-    assert status == 200, answer
-    out = []
-    for doc in answer["docs"]:
-        assert "error" not in doc, json.dumps(doc)  # a failure is kept as a document, not an error
-        out.append(doc["doc"]["_source"])
-    return out
-
-
 @pytest.fixture(scope="module")
 def ecs(node, logs) -> dict[str, list[tuple[dict, dict]]]:
     """Every zat JSON log through wlcg-soc-zeek: (Zeek's record, the document) per line."""
@@ -73,7 +59,7 @@ def ecs(node, logs) -> dict[str, list[tuple[dict, dict]]]:
         log: list(
             zip(
                 [json.loads(line) for line in lines],
-                simulate(node, [zeek_doc(x, zeek_logs.dataset(log)) for x in lines]),
+                simulate(node, [zeek_doc(x, zeek_logs.dataset(log)) for x in lines], "wlcg-soc-zeek"),
                 strict=True,
             )
         )
@@ -81,42 +67,9 @@ def ecs(node, logs) -> dict[str, list[tuple[dict, dict]]]:
     }
 
 
-def leaves(doc: dict, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key, value in doc.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= leaves(value, path + ".")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for item in value:
-                out |= leaves(item, path + ".")
-        else:
-            out.add(path)
-    return out
-
-
-def mapped(props: dict, prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key, spec in props.items():
-        if "properties" in spec:
-            out |= mapped(spec["properties"], f"{prefix}{key}.")
-        else:
-            out.add(f"{prefix}{key}")
-    return out
-
-
 def epoch_micros(stamp: str) -> int:
     """Microseconds since the epoch of an ISO 8601 time (the engine drops trailing zeros)."""
     return (datetime.fromisoformat(stamp) - EPOCH) // timedelta(microseconds=1)
-
-
-def community_id(saddr: str, daddr: str, proto: int, sport: int, dport: int, seed: int = 0) -> str:
-    """Community ID v1 (github.com/corelight/community-id-spec), written here from the spec."""
-    src, dst = ipaddress.ip_address(saddr).packed, ipaddress.ip_address(daddr).packed
-    if (src, sport) > (dst, dport):
-        src, dst, sport, dport = dst, src, dport, sport
-    data = struct.pack("!H", seed) + src + dst + struct.pack("!BxHH", proto, sport, dport)
-    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()  # noqa: S324 - the spec's hash
 
 
 def test_every_dataset_pipeline_is_routed():
@@ -214,7 +167,7 @@ def test_notice(ecs, node):
     assert (doc["source"]["ip"], doc["destination"]["port"]) == (record["id.orig_h"], record["id.resp_p"])
     # A notice of no connection (a scan, say) has only its own src, dst and p.
     scan = {k: v for k, v in record.items() if not k.startswith("id.") and k not in ("uid", "proto")}
-    (doc,) = simulate(node, [zeek_doc(json.dumps(scan), "zeek.notice")])
+    (doc,) = simulate(node, [zeek_doc(json.dumps(scan), "zeek.notice")], "wlcg-soc-zeek")
     assert (doc["source"]["ip"], doc["destination"]["ip"]) == (record["src"], record["dst"])
     assert doc["destination"]["port"] == record["p"] and set(doc["related"]["ip"]) == {record["src"], record["dst"]}
 
@@ -243,7 +196,7 @@ def test_intel(ecs, node):
             assert enrichment["matched"]["field"] == "file.hash"
         assert doc["zeek"]["intel"]["seen.where"] == record["seen.where"]
     # An intel.log line that names no indicator is kept as a failure.
-    (broken,) = simulate(node, [zeek_doc(json.dumps({"ts": 1.0, "seen.where": "x"}), "zeek.intel")])
+    (broken,) = simulate(node, [zeek_doc(json.dumps({"ts": 1.0, "seen.where": "x"}), "zeek.intel")], "wlcg-soc-zeek")
     assert broken["event"]["kind"] == "pipeline_error" and "seen.indicator" in broken["error"]["message"]
 
 
@@ -262,7 +215,7 @@ def test_misp_hits_of_a_connection_become_threat_enrichments(node, logs):
         "source": {"ip-dst": values[memcached_key("ip-dst", src)]},
         "destination": {"ip-src": values[memcached_key("ip-src", dst)]},
     }
-    (doc,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup=lookup)])
+    (doc,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup=lookup)], "wlcg-soc-zeek")
     assert "misp_lookup" not in doc and doc["event"]["kind"] == "event", doc
     got = [(e["matched"]["field"], e["matched"]["atomic"], e["matched"]["id"]) for e in doc["threat"]["enrichments"]]
     assert got == [("source.ip", src, "uuid-41"), ("destination.ip", dst, "uuid-42"), ("destination.ip", dst, "uuid-7")]
@@ -276,7 +229,7 @@ def test_misp_hits_of_a_connection_become_threat_enrichments(node, logs):
         "matched_field": ["source.ip", "destination.ip"],
     }
     assert leaves(doc) - {f for f in leaves(doc) if f.startswith("zeek.")} <= mapped(MAPPINGS["properties"])
-    (plain,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup={})])
+    (plain,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup={})], "wlcg-soc-zeek")
     assert "threat" not in plain and "misp" not in plain and "misp_lookup" not in plain
 
 
@@ -292,6 +245,7 @@ def test_failures_are_kept_with_why(node, logs):
             zeek_doc(json.dumps(bad_ts), "zeek.connection"),
             zeek_doc(json.dumps(high), "zeek.connection"),
         ],
+        "wlcg-soc-zeek",
     )
     cut, no_dataset, bad_time, high_port = docs
     for doc in (cut, no_dataset, bad_time):
@@ -312,60 +266,25 @@ def test_what_the_pipelines_make_is_mapped_and_what_dashboards_query_exists(ecs)
     ecs_fields = {f for f in produced if not f.startswith("zeek.")}
     known = mapped(MAPPINGS["properties"])
     assert ecs_fields - known == set(), "fields the pipelines make but ecs-mappings.json does not map"
-    queried = set()
-    for path in DASHBOARDS.glob("*.ndjson"):
-        for line in path.read_text().splitlines():
-            obj = json.loads(line) if line.strip() else {}
-            attrs = obj.get("attributes", {})
-            vis = json.loads(attrs.get("visState") or "{}")
-            queried |= {a["params"]["field"] for a in vis.get("aggs", []) if "field" in a.get("params", {})}
-            source = json.loads(attrs.get("kibanaSavedObjectMeta", {}).get("searchSourceJSON") or "{}")
-            query = source.get("query", {}).get("query") or ""
-            queried |= set(re.findall(r"([A-Za-z_@][\w.@]*)\s*:", query))
+    queried = dashboard_fields(DASHBOARDS.glob("*.ndjson"))
     assert queried, "no fields found in the dashboards"
-    # A query may name an object ("misp : *"): any field under it.
-    objects = {f.rsplit(".", i)[0] for f in known | produced for i in range(1, f.count(".") + 1)}
-    assert queried - known - produced - objects == set(), "fields the dashboards query that nothing maps or makes"
+    assert unknown_fields(queried, known | produced) == set(), "fields the dashboards query that nothing maps or makes"
 
 
 def test_bulk_into_a_data_stream_with_the_templates(node, logs):
     """The documents index into a zeek-* data stream through the family's default pipeline,
     with the mappings of ecs-mappings.json."""
     name = "zeek-ingest-test"
-    assert (
-        node.call("PUT", "_component_template/wlcg-soc-ingest-test-ecs", {"template": {"mappings": MAPPINGS}})[0] == 200
-    )
-    template = {
-        "index_patterns": [f"{name}*"],
-        "data_stream": {},
-        "priority": 500,
-        "composed_of": ["wlcg-soc-ingest-test-ecs"],
-        "template": {"settings": {"index.number_of_replicas": 0, "index.default_pipeline": "wlcg-soc-zeek"}},
-    }
-    assert node.call("PUT", "_index_template/wlcg-soc-ingest-test", template)[0] == 200
-    try:
-        lines = []
-        for log, log_lines in logs.items():  # every log of both corpora, and the intel hits
-            for line in log_lines:
-                lines += [json.dumps({"create": {}}), json.dumps(zeek_doc(line, zeek_logs.dataset(log)))]
-        req = urllib.request.Request(  # noqa: S310 - the test node
-            f"{node.url}/{name}/_bulk?refresh=true",
-            data=("\n".join(lines) + "\n").encode(),
-            method="POST",
-            headers={"Content-Type": "application/x-ndjson", **node.auth_header(None, None)},
-        )
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - the test node
-            result = json.loads(resp.read())
-        assert not result["errors"], [i for i in result["items"] if "error" in i["create"]][:2]
+    with data_stream(node, name, "wlcg-soc-zeek"):
+        # every log of both corpora, and the intel hits
+        docs = [zeek_doc(line, zeek_logs.dataset(log)) for log, lines in logs.items() for line in lines]
+        bulk_create(node, name, docs)
         status, count = node.call("GET", f"{name}/_count?q=event.kind:pipeline_error")
         assert status == 200 and count["count"] == 0, count
         status, count = node.call("GET", f"{name}/_count")
-        assert count["count"] == len(lines) // 2
-        fields = "source.ip,network.community_id,x509.not_after,dns.answers.ttl,threat.indicator.ip"
-        status, mapping = node.call("GET", f"{name}/_mapping/field/{fields}")
-        (index,) = mapping.values()
-        types = {f: next(iter(m["mapping"].values()))["type"] for f, m in index["mappings"].items()}
-        assert types == {
+        assert count["count"] == len(docs)
+        fields = ["source.ip", "network.community_id", "x509.not_after", "dns.answers.ttl", "threat.indicator.ip"]
+        assert field_types(node, name, fields) == {
             "source.ip": "ip",
             "network.community_id": "keyword",
             "x509.not_after": "date",
@@ -374,7 +293,3 @@ def test_bulk_into_a_data_stream_with_the_templates(node, logs):
         }
         status, hits = node.call("GET", f"{name}/_search?q=network.community_id:%221:Cg/JgpV12tFPFRGSAZqKqTl2uwk=%22")
         assert hits["hits"]["total"]["value"] >= 1, hits
-    finally:
-        node.call("DELETE", f"_data_stream/{name}")
-        node.call("DELETE", "_index_template/wlcg-soc-ingest-test")
-        node.call("DELETE", "_component_template/wlcg-soc-ingest-test-ecs")
