@@ -106,6 +106,10 @@ lab: venv hosts build  ## Start the local lab and deploy the SOC into it
 lab-destroy: venv  ## Remove the lab's containers, network and state
 	$(LAB_ENV) ansible-playbook tests/lab/destroy.yml -i inventories/lab
 
+.PHONY: bench-ingest
+bench-ingest: venv deps  ## Ingest benchmark: the ECS pipelines vs raw _bulk on an OpenSearch test node
+	python benchmarks/ingest.py $(BENCH_ARGS)
+
 .PHONY: bench-converge
 bench-converge: venv  ## Re-converge benchmark: site.yml on the converged lab (run `make lab` first)
 	$(LAB_ENV) python benchmarks/converge.py $(BENCH_ARGS)

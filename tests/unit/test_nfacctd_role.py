@@ -285,7 +285,6 @@ def test_redhat_branch_renders(playbook, tmp_path):
         "daemonize: false",
         "nfacctd_ip: 192.0.2.10",
         "nfacctd_port: 2055",
-        "nfacctd_templates_file: /var/lib/nfacctd/templates.json",
         "nfacctd_time_new: true",
         "timestamps_utc: true",
         "timestamps_rfc3339: true",
