@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from code_state import code_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -392,7 +393,7 @@ class Bench:
             reached.add(name)
             todo += [p["pipeline"]["name"] for p in self.definitions[name].get("processors", []) if "pipeline" in p]
         others = sorted(set(self.definitions) - reached)
-        self.code = _code_state()  # as loaded: the files may change during the run
+        self.code = code_state(ROOT, "roles/elasticsearch/files")  # as loaded: the files may change during the run
         self.results["pipelines"] = {
             "loaded": sorted(self.definitions),
             "not_reached": others,
@@ -913,26 +914,6 @@ class Bench:
         print("== Machine")
         for key, value in facts.items():
             print(f"   {key:<16}{value}")
-
-
-def _code_state() -> str:
-    git = shutil.which("git")
-    if not git:
-        return "?"
-    try:
-        head = subprocess.run(
-            [git, "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [git, "-C", str(ROOT), "status", "--porcelain", "--", "roles/elasticsearch/files"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split("\n")
-    except OSError:
-        return "?"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"git {head}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (clean)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

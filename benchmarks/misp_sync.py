@@ -41,6 +41,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from code_state import code_state
+
 ROOT = Path(__file__).resolve().parents[1]
 PROXY_SRC = ROOT / "benchmarks" / "latency_proxy"
 RESULT_MARK = "@@bench-result "
@@ -929,33 +931,13 @@ class Bench:
             "go": self.results.get("go_version", "?"),
             "MISP double load": f"{self.results['double']['load_seconds']:.1f} s, "
             f"RSS {self.results['double']['rss_mb']:.0f} MB (not counted)",
-            "code": _code_state(),
+            "code": code_state(ROOT, "plugins/module_utils"),
             "code measured": self.code_measured(),
         }
         self.results["machine"] = facts
         print("== Machine")
         for key, value in facts.items():
             print(f"   {key:<20}{value}")
-
-
-def _code_state() -> str:
-    git = shutil.which("git")
-    if not git:
-        return "?"
-    try:
-        head = subprocess.run(
-            [git, "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [git, "-C", str(ROOT), "status", "--porcelain", "--", "plugins/module_utils"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split("\n")
-    except OSError:
-        return "?"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"git {head}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (clean)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -333,6 +333,24 @@ def role_play(role: Path, family: str, tasks: str) -> str:
 """
 
 
+def probes_task(out: Path, names: list[str]) -> str:
+    """Task YAML writing the values of `names` (variables or expressions of the role) to
+    `out`/probes.json, which `read_probes` reads back: how the role tests see internal values."""
+    rows = "".join(f"          {name!r}: '{{{{ {name} }}}}'\n" for name in names)
+    return f"""
+    - wlcg_soc_render:
+        content: "{{{{ __probes | to_json }}}}"
+        dest: "{out}/probes.json"
+        mode: "0644"
+      vars:
+        __probes:
+{rows}"""
+
+
+def read_probes(out: Path) -> dict:
+    return json.loads((out / "probes.json").read_text())
+
+
 def template_task(role: Path, out: Path, templates: dict[str, str], **item) -> str:
     """Task YAML rendering the role's templates (path under templates/) into files of `out` (name),
     with the template action (wlcg_soc_render: ansible.builtin.template writing on the controller).

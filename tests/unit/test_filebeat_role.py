@@ -12,20 +12,10 @@ import json
 from pathlib import Path
 
 import filebeat_reference
-import pytest
 import yaml
 import zeek_logs
-from conftest import (
-    ALMA9,
-    DEBIAN12,
-    ROOT,
-    UNSUPPORTED,
-    assert_platform_refused,
-    checks_play,
-    role_play,
-    template_task,
-    unsupported_platforms,
-)
+from conftest import ALMA9, DEBIAN12, ROOT, probes_task, read_probes, role_play, template_task
+from role_checks import input_check_tests
 
 ROLE = ROOT / "roles/filebeat"
 INGEST = ROOT / "roles/elasticsearch/files/ingest"
@@ -44,14 +34,7 @@ SITE = {
     "filebeat_logstash_hosts": ["ls1.example.org:5044", "ls2.example.org:5044"],
 }
 
-APPLY = """
-- hosts: localhost
-  gather_facts: true
-  tasks:
-    - ansible.builtin.include_role:
-        name: wlcg.soc.filebeat
-"""
-VALIDATE = checks_play("filebeat")
+# The role's first task that would change the host: the checks come before it.
 FIRST_CHANGE = "Install the tools the role uses"
 
 OTHER_GOOD_INPUT = {
@@ -126,62 +109,8 @@ BAD_INPUT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def checks(playbook_cases):
-    """Every input-check case below, in two ansible-playbook runs (one host per case)."""
-    return {
-        VALIDATE: playbook_cases(
-            VALIDATE,
-            [(facts, SITE) for facts in (DEB, ALMA)]
-            + [(DEB, dict(SITE, **extra)) for extra in OTHER_GOOD_INPUT.values()],
-        ),
-        APPLY: playbook_cases(
-            APPLY,
-            [(dict(DEB, **platform), SITE) for platform in UNSUPPORTED.values()]
-            + [(DEB, dict(SITE, **extra)) for extra, _needle in BAD_INPUT],
-        ),
-    }
-
-
-@pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
-def test_good_input_passes_checks(checks, facts):
-    res = checks[VALIDATE].get(facts, SITE)
-    assert res.rc == 0, res.out
-
-
-@pytest.mark.parametrize("extra", list(OTHER_GOOD_INPUT.values()), ids=list(OTHER_GOOD_INPUT))
-def test_other_good_input_passes_checks(checks, extra):
-    res = checks[VALIDATE].get(DEB, dict(SITE, **extra))
-    assert res.rc == 0, res.out
-
-
-@unsupported_platforms
-def test_unsupported_family_fails_first(checks, platform):
-    facts = dict(DEB, **platform)
-    assert_platform_refused(checks[APPLY].get(facts, SITE), "filebeat", facts, FIRST_CHANGE)
-
-
-@pytest.mark.parametrize(("extra", "needle"), BAD_INPUT)
-def test_bad_input_names_the_variable(checks, extra, needle):
-    res = checks[APPLY].get(DEB, dict(SITE, **extra))
-    assert res.rc != 0, res.out
-    assert needle in res.out.replace("\n", " ") or needle in res.out, res.out
-    assert FIRST_CHANGE not in res.out, res.out
-
-
-def test_family_vars_define_the_same_keys():
-    debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
-    redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
-    assert debian.keys() == redhat.keys()
-
-
-def test_defaults_match_the_argument_spec():
-    """The argument spec documents each default as it is (the README is generated from it)."""
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    assert defaults.keys() == spec.keys()
-    for name, value in defaults.items():
-        assert spec[name].get("default") == value, name
+PLATFORMS = {"debian12": DEB, "alma9": ALMA}
+globals().update(input_check_tests("filebeat", SITE, PLATFORMS, OTHER_GOOD_INPUT, BAD_INPUT, FIRST_CHANGE))
 
 
 # ------------------------------------------------------------------ rendering
@@ -200,19 +129,12 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict, logs
 """
         for host in logstash
     )
-    probes = f"""
-    - wlcg_soc_render:
-        content: "{{{{ __probes | to_json }}}}"
-        dest: "{tmp_path}/probes.json"
-        mode: "0644"
-      vars:
-        __probes:
-{"".join(f"          {p!r}: '{{{{ {p} }}}}'" + chr(10) for p in PROBES)}"""
+    probes = probes_task(tmp_path, PROBES)
     templates = template_task(ROLE, tmp_path, {f"{t}.j2": t for t in TEMPLATES})
     res = playbook(role_play(ROLE, family, add_hosts + templates + probes), facts, extra, check=False)
     assert res.rc == 0, res.out
     out: dict = {name: (tmp_path / name).read_text() for name in TEMPLATES}
-    out["probes"] = json.loads((tmp_path / "probes.json").read_text())
+    out["probes"] = read_probes(tmp_path)
     return out
 
 

@@ -9,27 +9,16 @@ the templates are rendered into a temporary directory and parsed.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_memcached import key as memcached_key
-from conftest import (
-    ALMA9,
-    DEBIAN12,
-    ROOT,
-    UNSUPPORTED,
-    assert_platform_refused,
-    checks_play,
-    role_play,
-    template_task,
-    unsupported_platforms,
-)
+from conftest import ALMA9, DEBIAN12, ROOT, probes_task, read_probes, role_play, template_task
 from logstash_pipeline_parser import Pipeline
+from role_checks import input_check_tests
 
 ROLE = ROOT / "roles/logstash"
 STANDIN = ROOT / "tests/logstash_standin/logstash.py"
@@ -49,14 +38,7 @@ SITE = {
     "logstash_memcached_servers": ["mc1.example.org:11211"],
 }
 
-APPLY = """
-- hosts: localhost
-  gather_facts: true
-  tasks:
-    - ansible.builtin.include_role:
-        name: wlcg.soc.logstash
-"""
-VALIDATE = checks_play("logstash")
+# The role's first task that would change the host: the checks come before it.
 FIRST_CHANGE = "Install the tools the role uses"
 
 OTHER_GOOD_INPUT = {
@@ -109,59 +91,18 @@ BAD_INPUT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def checks(playbook_cases):
-    """Every input-check case below, in two ansible-playbook runs (one host per case)."""
-    good = [(facts, SITE) for facts in (DEB, ALMA)] + [(DEB, dict(SITE, **x)) for x in OTHER_GOOD_INPUT.values()]
-    return {
-        VALIDATE: playbook_cases(VALIDATE, good),
-        APPLY: playbook_cases(
-            APPLY,
-            [(dict(DEB, **platform), SITE) for platform in UNSUPPORTED.values()]
-            + [(DEB, dict(SITE, **extra)) for extra, _needle in BAD_INPUT],
-        ),
-    }
-
-
-@pytest.mark.parametrize("facts", [DEB, ALMA], ids=["debian12", "alma9"])
-def test_good_input_passes_checks(checks, facts):
-    res = checks[VALIDATE].get(facts, SITE)
-    assert res.rc == 0, res.out
-
-
-@pytest.mark.parametrize("extra", list(OTHER_GOOD_INPUT.values()), ids=list(OTHER_GOOD_INPUT))
-def test_other_good_input_passes_checks(checks, extra):
-    res = checks[VALIDATE].get(DEB, dict(SITE, **extra))
-    assert res.rc == 0, res.out
-
-
-@unsupported_platforms
-def test_unsupported_family_fails_first(checks, platform):
-    facts = dict(DEB, **platform)
-    assert_platform_refused(checks[APPLY].get(facts, SITE), "logstash", facts, FIRST_CHANGE)
-
-
-@pytest.mark.parametrize(("extra", "needle"), BAD_INPUT)
-def test_bad_input_names_the_variable(checks, extra, needle):
-    res = checks[APPLY].get(DEB, dict(SITE, **extra))
-    assert res.rc != 0, res.out
-    assert needle in res.out.replace("\n", " ") or needle in res.out, res.out
-    assert FIRST_CHANGE not in res.out, res.out
-    assert SITE["logstash_elasticsearch_password"] not in res.out
-
-
-def test_family_vars_define_the_same_keys():
-    debian = yaml.safe_load((ROLE / "vars/Debian.yml").read_text())
-    redhat = yaml.safe_load((ROLE / "vars/RedHat.yml").read_text())
-    assert debian.keys() == redhat.keys()
-
-
-def test_defaults_match_the_argument_spec():
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    assert defaults.keys() == spec.keys()
-    for name, value in defaults.items():
-        assert spec[name].get("default") == value, name
+PLATFORMS = {"debian12": DEB, "alma9": ALMA}
+globals().update(
+    input_check_tests(
+        "logstash",
+        SITE,
+        PLATFORMS,
+        OTHER_GOOD_INPUT,
+        BAD_INPUT,
+        FIRST_CHANGE,
+        secret=SITE["logstash_elasticsearch_password"],
+    )
+)
 
 
 # ------------------------------------------------------------------ rendering
@@ -172,14 +113,7 @@ PROBES = ["__logstash_repo_url", "__logstash_heap", "__logstash_es_hosts", "__lo
 
 def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> dict:
     """Render the role's settings and every pipeline its settings turn on; return them by name."""
-    probes = f"""
-    - wlcg_soc_render:
-        content: "{{{{ __probes | to_json }}}}"
-        dest: "{tmp_path}/probes.json"
-        mode: "0644"
-      vars:
-        __probes:
-{"".join(f"          {p!r}: '{{{{ {p} }}}}'" + chr(10) for p in PROBES)}"""
+    probes = probes_task(tmp_path, PROBES)
     pipelines = f"""
     - wlcg_soc_render:
         src: "{ROLE}/templates/pipelines/{{{{ pipeline.template }}}}.j2"
@@ -194,7 +128,7 @@ def render(playbook, tmp_path: Path, family: str, facts: dict, extra: dict) -> d
     assert res.rc == 0, res.out
     out: dict = {p.name: p.read_text() for p in tmp_path.iterdir() if p.suffix in (".conf", ".yml", ".options", ".env")}
     out |= {name: (tmp_path / name).read_text() for name in SETTINGS}
-    out["probes"] = json.loads((tmp_path / "probes.json").read_text())
+    out["probes"] = read_probes(tmp_path)
     return out
 
 
