@@ -477,7 +477,7 @@ class Bench:
             self.datasets = {
                 d: v for d, v in self.datasets.items() if d in names or d.removeprefix(f"{base}.") in names
             }
-            unknown = names - {d for d in self.datasets} - {d.removeprefix(f"{base}.") for d in self.datasets}
+            unknown = names - set(self.datasets) - {d.removeprefix(f"{base}.") for d in self.datasets}
             if unknown:
                 raise BenchError(f"--datasets: no data or no pipeline for {sorted(unknown)}")
         if not self.datasets:
@@ -574,7 +574,7 @@ class Bench:
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=client, daemon=True) for _ in range(clients or self.args.clients)]
+        threads = [threading.Thread(target=client, daemon=True) for _n in range(clients or self.args.clients)]
         with CpuWindow(self.node.proc.pid) as window:
             for thread in threads:
                 thread.start()

@@ -399,7 +399,7 @@ def validate(config: Mapping[str, Any]) -> Mapping[str, Any]:
                 )
             if value is not None or option.kind == "null_or_map":
                 _check(path, option, value)
-        identities = [k for k in (item.get("file_identity") or {})]
+        identities = list(item.get("file_identity") or {})
         if len(identities) > 1:
             raise ConfigError(f"filebeat.inputs[{n}]: more than one file_identity: {', '.join(identities)}")
         if lookup(item, "enabled", True) and item["type"] == "filestream":

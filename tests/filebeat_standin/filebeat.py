@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for Filebeat 8.19, for test hosts where Elastic's binary cannot be had.
 
 It runs the filebeat.yml the role renders, with Filebeat's command line (the vendor unit's
@@ -254,7 +253,7 @@ def load_settings(args: Args) -> Settings:
             raise Exit(f"error loading config file: {path}: not a map of settings")
         _deep_merge(merged, ref.expand(loaded))
     for override in args.overrides:
-        key, _, raw = override.partition("=")
+        key, _sep, raw = override.partition("=")
         _deep_merge(merged, ref.expand({key: yaml.safe_load(raw) if raw else None}))
     for name, value in args.paths.items():
         _deep_merge(merged, {"path": {name: value}})
@@ -446,7 +445,7 @@ class Monitor:
                 pass
 
             def do_GET(self) -> None:
-                path, _, query = self.path.partition("?")
+                path, _sep, query = self.path.partition("?")
                 if path in ("", "/"):
                     body: Any = beat_info
                 elif path.rstrip("/") == "/stats":
@@ -560,7 +559,7 @@ class Pipeline:
                     waited = time.monotonic() - self.queue[0][0]
                     if len(self.queue) >= self.min_events or waited >= self.flush_timeout or self.closed:
                         count = min(self.batch_size, len(self.queue))
-                        return [self.queue.popleft()[1] for _ in range(count)]
+                        return [self.queue.popleft()[1] for _n in range(count)]
                     self.cond.wait(self.flush_timeout - waited)
                 else:
                     self.cond.wait(0.2)
@@ -647,10 +646,10 @@ def ssl_context(section: Mapping[str, Any] | None) -> ssl.SSLContext | None:
 def split_host(entry: str, default_port: int = 5044) -> tuple[str, int]:
     host = entry.split("://", 1)[-1]
     if host.startswith("["):
-        name, _, rest = host[1:].partition("]")
+        name, _sep, rest = host[1:].partition("]")
         return name, int(rest.lstrip(":") or default_port)
     if host.count(":") == 1:
-        name, _, port = host.partition(":")
+        name, _sep, port = host.partition(":")
         return name, int(port)
     return host, default_port
 

@@ -183,13 +183,13 @@ def _body(section: str, items: list, counter: Iterable[int]) -> list:
     out: list = []
     for item in items:
         head = item[0]
-        if type(head) is str and head == "if":
+        if head.__class__ is str and head == "if":
             branch = Branch()
             branch.arms.append(_arm(section, item[1], counter))
             out.append(branch)
-        elif type(head) is str and head == "else if":
+        elif head.__class__ is str and head == "else if":
             _previous_branch(out).arms.append(_arm(section, item[1], counter))
-        elif type(head) is str and head == "else":
+        elif head.__class__ is str and head == "else":
             _previous_branch(out).arms.append((None, _body(section, item[1], counter)))
         else:
             options = [(str(a[0]), _value(a[1])) for a in item[1]]
@@ -212,7 +212,7 @@ _BOOL = ("and", "or", "xor", "nand")
 
 
 def _is_op(token: Any) -> bool:
-    return type(token) is str
+    return token.__class__ is str  # the parser's own string types are operands
 
 
 def _condition(tokens: list) -> Any:
@@ -551,9 +551,30 @@ def compile_pipeline(definition: dict[str, Any]) -> dict[str, list]:
     return sections
 
 
+# Plugins Logstash does not bundle: an installation knows them once `bin/logstash-plugin
+# install` has added their gem to LOGSTASH_HOME/Gemfile.
+UNBUNDLED = {("output", "opensearch"): "logstash-output-opensearch"}
+
+
+def installed_gems() -> set[str] | None:
+    """The gems of LOGSTASH_HOME/Gemfile (set by an installation's bin/logstash, as Logstash's
+    own bin/logstash.lib.sh sets it); None without LOGSTASH_HOME: every plugin of the table."""
+    home = os.environ.get("LOGSTASH_HOME")
+    if not home:
+        return None
+    gemfile = Path(home) / "Gemfile"
+    text = gemfile.read_text() if gemfile.is_file() else ""
+    return set(re.findall(r"""^\s*gem\s+["']([^"']+)["']""", text, re.MULTILINE))
+
+
 def check_plugin(plugin: Plugin, definition: dict[str, Any]) -> None:
     table = ref.options(plugin.section, plugin.name)
     where = f"{getattr(plugin, 'source', '?')}: {plugin.section} {plugin.name}"
+    gem = UNBUNDLED.get((plugin.section, plugin.name))
+    if gem is not None and table is not None:
+        gems = installed_gems()
+        if gems is not None and gem not in gems:
+            table = None
     if table is None:
         raise ConfigError(
             f"{where}: Couldn't find any {plugin.section} plugin named '{plugin.name}'. Are you sure this is "
@@ -674,7 +695,7 @@ class MemoryQueue:
                 if not self.items and self.closed:
                     return None
                 self.cond.wait(0.05)
-            batch = [self.items.popleft() for _ in range(min(size, len(self.items)))]
+            batch = [self.items.popleft() for _n in range(min(size, len(self.items)))]
             self.inflight += len(batch)
             self.cond.notify_all()
             return len(batch), batch
@@ -892,7 +913,7 @@ class MemcachedFilter(FilterRuntime):
         for host in self.o.get("hosts", ["localhost"]):
             host = str(host)
             if host.startswith("["):
-                addr, _, port = host[1:].partition("]:")
+                addr, _sep, port = host[1:].partition("]:")
             elif host.count(":") == 1:
                 addr, port = host.split(":")
             else:
@@ -1027,7 +1048,7 @@ class BulkOutput(Runtime):
             if "://" not in host:
                 host = ("https://" if tls else "http://") + host
             scheme, rest = host.split("://", 1)
-            netloc, _, path = rest.partition("/")
+            netloc, _sep, path = rest.partition("/")
             if ":" not in netloc.rsplit("]", 1)[-1]:
                 netloc += ":9200"
             hosts.append(f"{scheme}://{netloc}/{path}".rstrip("/"))
@@ -1211,7 +1232,11 @@ class BeatsInput(Runtime):
         self.field_ip = "[@metadata][ip_address]" if ecs == "disabled" else "[@metadata][input][beats][host][ip]"
         codec_ecs = self.pipeline.ecs if ("codec_metadata" in self.enrich or "codec" in o) else "disabled"
         self.event_original = codec_ecs != "disabled"
-        handler = type("Handler", (socketserver.BaseRequestHandler,), {"handle": lambda h: self._connection(h)})
+
+        def handle(request_handler: socketserver.BaseRequestHandler) -> None:
+            self._connection(request_handler)
+
+        handler = type("Handler", (socketserver.BaseRequestHandler,), {"handle": handle})
         self.server = _BeatsServer((o.get("host", "0.0.0.0"), int(o["port"])), handler)  # noqa: S104
         self.log.info('Starting input listener {:address=>"%s:%s"}', o.get("host", "0.0.0.0"), o["port"])  # noqa: S104
 
@@ -1274,7 +1299,7 @@ class BeatsInput(Runtime):
             elif kind == "D":
                 seq, pairs = struct.unpack(">II", read(8))
                 data = {}
-                for _ in range(pairs):
+                for _n in range(pairs):
                     key = read(struct.unpack(">I", read(4))[0]).decode()
                     data[key] = read(struct.unpack(">I", read(4))[0]).decode()
                 state["batch"].append((seq, data))
@@ -1497,6 +1522,18 @@ class Pipeline:
                 runtime.close()
         self.log.info('Pipeline terminated {"pipeline.id"=>"%s"}', self.id)
 
+    def info(self) -> dict[str, Any]:
+        """The pipeline in the node info API (``GET /_node/pipelines``)."""
+        return {
+            "workers": self.workers,
+            "batch_size": self.batch_size,
+            "batch_delay": int(self.batch_delay * 1000),
+            "config_reload_automatic": bool(setting(self.definition, "config.reload.automatic")),
+            "config_reload_interval": 3000000000,
+            "dead_letter_queue_enabled": self.dlq is not None,
+            **({"dead_letter_queue_path": str(self.dlq.path.parent)} if self.dlq is not None else {}),
+        }
+
     def stats(self) -> dict[str, Any]:
         plugins: dict[str, list] = {"inputs": [], "codecs": [], "filters": [], "outputs": []}
         for section in ("input", "filter", "output"):
@@ -1545,7 +1582,7 @@ class Api:
         self.node_id = uuid_file.read_text().strip()
         host = str(setting(settings, "api.http.host"))
         ports = str(setting(settings, "api.http.port"))
-        first, _, last = ports.partition("-")
+        first, _sep, last = ports.partition("-")
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -1595,6 +1632,11 @@ class Api:
                 "batch_delay": int(setting(self.settings, "pipeline.batch.delay")),
             }
             return 200, {**self._base(), "pipeline": pipeline, "build_flavor": "default"}
+        if path == "/_node/pipelines":  # the node info API: the running pipelines and their settings
+            return 200, {**self._base(), "pipelines": {pid: p.info() for pid, p in self.pipelines.items()}}
+        match = re.fullmatch(r"/_node/pipelines/([^/]+)", path)
+        if match and match.group(1) in self.pipelines:
+            return 200, {**self._base(), "pipelines": {match.group(1): self.pipelines[match.group(1)].info()}}
         if path == "/_node/stats/pipelines":
             return 200, {**self._base(), "pipelines": {pid: p.stats() for pid, p in self.pipelines.items()}}
         match = re.fullmatch(r"/_node/stats/pipelines/([^/]+)", path)

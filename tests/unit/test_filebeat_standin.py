@@ -212,7 +212,7 @@ class Standin:
         return [sys.executable, str(STANDIN), *words, "-c", str(self.config_file), *paths]
 
     def run(self, *words: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.command(*words), *extra], capture_output=True, text=True, timeout=60)
+        return subprocess.run([*self.command(*words), *extra], capture_output=True, text=True, check=False, timeout=60)
 
     def start(self) -> Standin:
         with self.log.open("ab") as log:
@@ -558,7 +558,7 @@ def _test_config(tmp_path: Path, text: str, *extra: str) -> subprocess.Completed
     path.write_text(text)
     path.chmod(0o600)
     cmd = [sys.executable, str(STANDIN), "test", "config", "-c", str(path), "--path.home", str(tmp_path), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
 
 
 def test_test_config_accepts_the_role_config_and_refuses_unknown_keys(tmp_path: Path) -> None:
@@ -597,22 +597,24 @@ def test_strict_perms(tmp_path: Path) -> None:
     path.write_text(ROLE_CONFIG)
     path.chmod(0o664)
     cmd = [sys.executable, str(STANDIN), "test", "config", "-c", str(path)]
-    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    refused = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
     assert refused.returncode == 1
     assert f'config file ("{path}") can only be writable by the owner but the permissions are "-rw-rw-r--"' in (
         refused.stderr
     )
-    relaxed = subprocess.run([*cmd, "--strict.perms=false"], capture_output=True, text=True, timeout=30)
+    relaxed = subprocess.run([*cmd, "--strict.perms=false"], capture_output=True, text=True, check=False, timeout=30)
     assert relaxed.returncode == 0 and "Config OK" in relaxed.stdout
     if os.geteuid() == 0:
         path.chmod(0o644)
         os.chown(path, 65534, 65534)
-        foreign = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        foreign = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
         assert foreign.returncode == 1 and "must be owned by the user identifier (uid=0) or root" in foreign.stderr
 
 
 def test_version_and_reference_table() -> None:
-    out = subprocess.run([sys.executable, str(STANDIN), "version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(STANDIN), "version"], capture_output=True, text=True, check=False, timeout=30
+    )
     assert out.returncode == 0 and out.stdout.startswith(f"filebeat version {ref.VERSION} ")
     assert ref.duration("1h30m") == 5400 and ref.duration("500ms") == 0.5 and ref.duration(-1) == -1
     assert ref.bytesize("10GB") == 10**10 and ref.bytesize("512MiB") == 512 * 2**20

@@ -355,7 +355,7 @@ def test_a_template_refresh(setup):
     with running(
         ["nfacctd", "-f", str(setup["confs"]["nfacctd"])], setup["tmp"] / "refresh.log", "waiting for"
     ) as proc:
-        for _ in range(2):
+        for _n in range(2):
             export("ipfix", capture("ether.pcap"), setup["ports"]["nfacctd"], setup["tmp"])
         time.sleep(1)
         assert proc.poll() is None, (setup["tmp"] / "refresh.log").read_text(errors="replace")
@@ -368,7 +368,7 @@ def test_misp_hits_of_a_flow_become_threat_enrichments(node, collected):
     record = json.loads(line)
     export = Export()
     export.keys = {memcached_key("ip-dst", record["ip_dst"]): [(9, "uuid-9", "Scanner", "ip-dst")]}
-    (value,) = export.key_values().values()
+    (value,) = list(export.key_values().values())
     doc = dict(flow_doc(line, "ipfix"), misp_lookup={"destination": {"ip-dst": value.decode()}})
     (out,) = simulate(node, [doc], "wlcg-soc-flows")
     assert out["event"]["kind"] == "event" and "misp_lookup" not in out, out
