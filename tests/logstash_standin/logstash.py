@@ -27,8 +27,11 @@ ensure_delivery), ``elasticsearch`` and ``opensearch`` (``_bulk`` over http(s) w
 auth, CA file and verification mode; whole requests retried on connection errors and any
 status but 200, documents on 429/5xx, with doubling backoff; 400/404 to the dead-letter
 queue, 409 dropped); the memory queue and ``queue.type: persisted``; the monitoring API
-(``GET /``, ``GET /_node/stats/pipelines``); logging to stderr; SIGTERM stops inputs, drains
-and exits 0.
+(``GET /``, ``GET /_node/pipelines``, ``GET /_node/stats/pipelines``); logging to stderr;
+SIGTERM stops inputs, drains and exits 0. Run with ``LOGSTASH_HOME`` set (an installation's
+``bin/logstash`` sets it, as Logstash's does), a plugin Logstash does not bundle (the
+``opensearch`` output) is unknown until ``LOGSTASH_HOME/Gemfile`` names its gem, as
+``bin/logstash-plugin install`` leaves it.
 
 Only accepted (checked by ``-t``, not run): the ``kafka`` input (the pipeline that has one
 starts without it, with a warning), ``ssl_cipher_suites`` (JDK cipher names), ``executor_threads``,
