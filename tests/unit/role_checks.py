@@ -1,8 +1,8 @@
 """The tests every role's input checks get, written once: good input passes the checks on
 both families, every other good case passes, an unsupported platform is refused before the
 first change, each bad input is refused before the first change with a message naming the
-variable (and without a secret in the output), the families' vars files define the same
-keys, and the argument spec documents each default as it is.
+variable (and without a secret in the output), and the families' vars files define the
+same keys (test_layout.py checks every role's defaults against its argument spec).
 
 A role's test module calls ``input_check_tests(...)`` and puts what it returns (the
 ``checks`` fixture and the ``test_*`` functions) in its namespace, where pytest finds them.
@@ -77,13 +77,6 @@ def input_check_tests(
         redhat = yaml.safe_load((role_dir / "vars/RedHat.yml").read_text())
         assert debian.keys() == redhat.keys()
 
-    def test_defaults_match_the_argument_spec():
-        defaults = yaml.safe_load((role_dir / "defaults/main.yml").read_text())
-        spec = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]
-        assert defaults.keys() == spec["options"].keys()
-        for name, value in defaults.items():
-            assert spec["options"][name].get("default") == value, name
-
     return {
         "checks": checks,
         "test_good_input_passes_checks": test_good_input_passes_checks,
@@ -91,5 +84,4 @@ def input_check_tests(
         "test_unsupported_family_fails_first": test_unsupported_family_fails_first,
         "test_bad_input_names_the_variable": test_bad_input_names_the_variable,
         "test_family_vars_define_the_same_keys": test_family_vars_define_the_same_keys,
-        "test_defaults_match_the_argument_spec": test_defaults_match_the_argument_spec,
     }
