@@ -100,6 +100,12 @@ LAB_ENV := ANSIBLE_CONFIG=$(CURDIR)/inventories/example-site/ansible.cfg ANSIBLE
 lab: venv hosts build  ## Start the local lab and deploy the SOC into it
 	$(LAB_ENV) ansible-playbook tests/lab/create.yml -i inventories/lab
 	$(LAB_ENV) ansible-playbook playbooks/site.yml -i inventories/lab
+	$(LAB_ENV) ansible-playbook tests/lab/traffic.yml -i inventories/lab
+	$(LAB_ENV) ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/summary.yml -i inventories/lab
+
+.PHONY: lab-traffic
+lab-traffic: venv  ## Export flows into the running lab again (softflowd into nfacctd), then summarize
+	$(LAB_ENV) ansible-playbook tests/lab/traffic.yml -i inventories/lab
 	$(LAB_ENV) ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/summary.yml -i inventories/lab
 
 .PHONY: lab-destroy

@@ -80,3 +80,20 @@ def intel_log(logs: dict[str, list[str]]) -> list[str]:
         hit |= {"seen.node": "worker-1-1", "matched": [row["indicator_type"]], "sources": [row["meta.source"]]}
         out.append(json.dumps(hit))
     return out
+
+
+def write_corpus(directory: Path) -> int:
+    """Write both corpora's JSON logs into ``directory`` as ``<log>.log`` (for the Zeek
+    double's log writer, tests/zeek_double/replay.py); returns the number of records."""
+    directory.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for log, lines in json_logs().items():
+        (directory / f"{log}.log").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        count += len(lines)
+    return count
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_corpus(Path(sys.argv[1])))

@@ -9,7 +9,9 @@ Follows zeekctl's documented command behaviour for what the role relies on:
 - install: copies the policy to SpoolDir/installed-scripts-do-not-touch and writes
   zeekctl-config.sh into share/zeekctl/scripts, as zeekctl does.
 - deploy: check, install, stop, start. start: one process per node (the stub `zeek`),
-  pinned with taskset like zeekctl; stop: ends them. status: one line per node.
+  pinned with taskset like zeekctl, the logger (else the manager) writing into its spool
+  directory with <LogDir>/current pointing there; stop: ends them. status: one line per
+  node.
 - cron: records that it ran (SpoolDir/cron.log).
 """
 
@@ -119,15 +121,32 @@ def running(cfg, node):
         return None
 
 
+def log_node(cluster):
+    """The node that writes the logs: the logger, else the manager."""
+    loggers = [n for n in cluster if n["type"] == "logger"]
+    return loggers[0] if loggers else next(n for n in cluster if n["type"] == "manager")
+
+
 def start():
     cfg = settings()
-    for node in nodes():
+    cluster = nodes()
+    # As zeekctl: the log node writes into its spool directory, <LogDir>/current points there.
+    writer = log_node(cluster)
+    live = os.path.join(cfg["SpoolDir"], writer["name"])
+    os.makedirs(live, exist_ok=True)
+    current = os.path.join(cfg["LogDir"], "current")
+    if os.path.islink(current) and os.readlink(current) != live:
+        os.unlink(current)
+    if not os.path.lexists(current):
+        os.symlink(live, current)
+    for node in cluster:
         if running(cfg, node):
             continue
         argv = [os.path.join(PREFIX, "bin", "zeek"), node["name"]]
         if node["cpu"] is not None:
             argv = ["taskset", "-c", node["cpu"], *argv]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, cwd=cfg["SpoolDir"])
+        env = dict(os.environ, ZEEK_DOUBLE_LOG_DIR=live) if node is writer else None
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, cwd=cfg["SpoolDir"], env=env)
         with open(pidfile(cfg, node), "w") as handle:
             handle.write(str(proc.pid))
         print(f"starting {node['name']} ...")
