@@ -213,7 +213,45 @@ def test_nfacctd_flows_reach_the_topic(broker, flows):
 
 def test_nfacctd_kafka_settings(flows):
     conf = flows.file("/etc/wlcg-soc/nfacctd/nfacctd.conf").content_string
-    for line in ("plugins: kafka[netflow]", "kafka_topic[netflow]: flows.netflow", "kafka_broker_port[netflow]: 9092"):
+    for line in (
+        "plugins: kafka[netflow]",
+        "kafka_topic[netflow]: flows.netflow",
+        "kafka_broker_host[netflow]: kafka-broker",
+        "kafka_broker_port[netflow]: 9092",
+    ):
         assert f"\n{line}\n" in conf, line
     key = flows.file(f"{NFACCTD_TLS}/nfacctd.key")
     assert (key.user, key.group, key.mode) == ("root", "nfacctd", 0o640)
+
+
+def test_flows_collector_listens_on_every_address(flows):
+    assert flows.service("nfacctd").is_running
+    udp = flows.check_output("ss -H -l -n -u").splitlines()
+    assert [line.split()[3] for line in udp if line.split()[3].endswith(":2055")] == ["0.0.0.0:2055"], udp
+    # sFlow is off: the package's sfacctd stays masked.
+    assert flows.run("systemctl is-enabled sfacctd").stdout.strip() == "masked"
+    assert not flows.file("/etc/wlcg-soc/nfacctd/sfacctd.conf").exists
+    assert not flows.file("/etc/wlcg-soc/nfacctd/allowed-exporters.lst").exists
+
+
+def test_flows_collector_firewall(flows):
+    """No allowed exporters: the NetFlow port is open to every sender, sFlow's is not."""
+    for scope in ("", "--permanent "):
+        ports = flows.check_output(f"firewall-cmd {scope}--zone public --list-ports").split()
+        assert ports == ["2055/udp"], scope
+        assert flows.check_output(f"firewall-cmd {scope}--zone public --list-rich-rules") == ""
+
+
+def test_flows_collector_rdkafka_settings(flows):
+    rdkafka = flows.file("/etc/wlcg-soc/nfacctd/kafka.conf")
+    assert (rdkafka.user, rdkafka.group, rdkafka.mode) == ("root", "nfacctd", 0o640)
+    lines = [line for line in rdkafka.content_string.splitlines() if not line.startswith("!")]
+    assert lines == [
+        "global, client.id, wlcg-soc-flows",
+        "global, security.protocol, ssl",
+        f"global, ssl.ca.location, {NFACCTD_TLS}/ca.crt",
+        f"global, ssl.certificate.location, {NFACCTD_TLS}/nfacctd.crt",
+        f"global, ssl.key.location, {NFACCTD_TLS}/nfacctd.key",
+    ]
+    # No flow files to write: the sandbox keeps the whole file system read-only.
+    assert flows.check_output("systemctl show nfacctd -p ReadWritePaths --value") == ""
