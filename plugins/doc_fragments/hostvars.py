@@ -7,7 +7,7 @@ from __future__ import annotations
 class ModuleDocFragment:
     # The option of the filters that read each host's own settings (its inventory, group_vars
     # and host_vars): elasticsearch_master_hosts, elasticsearch_node_names,
-    # elasticsearch_seed_hosts, memcached_servers.
+    # elasticsearch_seed_hosts, kafka_brokers, memcached_servers.
     DOCUMENTATION = r"""
 options:
   hostvars:

@@ -14,6 +14,7 @@ from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_node_names import
 from ansible_collections.wlcg.soc.plugins.filter.elasticsearch_seed_hosts import elasticsearch_seed_hosts
 from ansible_collections.wlcg.soc.plugins.filter.file_differs import file_differs
 from ansible_collections.wlcg.soc.plugins.filter.host_url import host_url
+from ansible_collections.wlcg.soc.plugins.filter.kafka_brokers import kafka_brokers
 from ansible_collections.wlcg.soc.plugins.filter.memcached_servers import memcached_servers
 from ansible_collections.wlcg.soc.plugins.filter.misp_memcached_lookups import misp_memcached_lookups
 from ansible_collections.wlcg.soc.plugins.filter.version_upgrade_problem import version_upgrade_problem
@@ -168,7 +169,7 @@ def test_file_differs(files, kwargs, differs):
 
 FILTERS = ["address_list", "elasticsearch_heap_mb", "elasticsearch_master_hosts", "elasticsearch_node_names"]
 FILTERS += ["elasticsearch_seed_hosts", "file_differs", "host_url", "memcached_servers", "version_upgrade_problem"]
-FILTERS += ["misp_memcached_lookups"]
+FILTERS += ["misp_memcached_lookups", "kafka_brokers"]
 
 
 @pytest.mark.parametrize("name", FILTERS)
@@ -201,6 +202,7 @@ def test_filters_run_in_a_play(playbook):
           - "('8.19.4' | wlcg.soc.version_upgrade_problem('8.19.21', {8: '7.17'})) == ''"
           - "('8.19.21' | wlcg.soc.version_upgrade_problem('8.19.4', {8: '7.17'}, 'v')) is match('^v [(]8.19.4[)] is')"
           - "('[a]' | wlcg.soc.misp_memcached_lookups('[b]'))['ip-dst-%{[a]}'] == '[b][ip-dst]'"
+          - (['localhost'] | wlcg.soc.kafka_brokers(hostvars)) == ['localhost:9092']
 """
     res = playbook(text, {})
     assert res.rc == 0, res.out
@@ -222,6 +224,23 @@ def test_memcached_servers_from_each_servers_own_settings():
         "cache5:11211",
     ]
     assert memcached_servers(["cache1"], hostvars, 11300) == ["cache1:11300"]
+
+
+def test_kafka_brokers_from_each_brokers_own_settings():
+    hostvars = {
+        "kafka1": {},
+        "kafka2": {"kafka_port": 9192, "kafka_advertised_host": "k2.example.org"},
+        "kafka3": {"kafka_advertised_host": "2001:db8::3", "kafka_port": "9093"},
+        "kafka4": {"kafka_advertised_host": ""},
+        "quorum": {"kafka_process_roles": ["controller"]},
+    }
+    assert kafka_brokers(list(hostvars), hostvars) == [
+        "kafka1:9092",
+        "k2.example.org:9192",
+        "[2001:db8::3]:9093",
+        "kafka4:9092",
+    ]
+    assert kafka_brokers(["kafka1"], hostvars, 9300) == ["kafka1:9300"]
 
 
 def test_misp_memcached_lookups_read_the_keys_the_sync_writes():

@@ -70,6 +70,17 @@ def test_archive_unpacks_into_its_version_and_links_it(playbook, tmp_path, name,
     assert again.rc == 0 and "changed=0" in again.out, again.out
 
 
+def test_archive_from_the_controller_in_check_mode_on_a_new_host(playbook, tmp_path):
+    """An archive on the controller, in check mode, where its directories are only about to be
+    made: nothing to unpack into, nothing refused, nothing made."""
+    src = tmp_path / "tool-1.2.3-linux-x86_64.tar.gz"
+    make_archive(src, "tool-1.2.3-linux-x86_64")
+    res = playbook(ARCHIVE, DEBIAN12, archive_vars(tmp_path, str(src)), check=True)
+    assert res.rc == 0, res.out
+    assert "changed=" in res.out and "failed=0" in res.out, res.out
+    assert not (tmp_path / "opt").exists()
+
+
 def test_archive_of_another_version_is_refused(playbook, tmp_path):
     src = tmp_path / "tool-1.2.4.zip"
     make_archive(src, "tool-1.2.4")
