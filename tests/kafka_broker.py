@@ -211,16 +211,39 @@ class KafkaBroker:
     def admin(self) -> Any:
         from kafka import KafkaAdminClient
 
-        return KafkaAdminClient(**self.client_tls(), request_timeout_ms=5000)
+        return KafkaAdminClient(**self.client_tls(), request_timeout_ms=15000)
+
+    def retrying(self, call: Any, timeout: float = 60) -> Any:
+        """``call(admin)``, again while the young broker answers with a retriable error (its
+        group coordinator loading, its controller busy on a loaded CI machine)."""
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = self.admin()
+                try:
+                    return call(admin)
+                finally:
+                    admin.close()
+            except KafkaError as exc:
+                if time.monotonic() > deadline or not getattr(exc, "retriable", True):
+                    raise
+                time.sleep(0.5)
 
     def create_topic(self, name: str, partitions: int = 1) -> None:
         from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
 
-        admin = self.admin()
-        try:
-            admin.create_topics([NewTopic(name, partitions, 1)])
-        finally:
-            admin.close()
+        def create(admin: Any) -> None:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a retried request that had worked
+                admin.create_topics([NewTopic(name, partitions, 1)])
+
+        self.retrying(create)
+
+    def committed(self, group: str) -> int:
+        """The sum of a consumer group's committed offsets."""
+        return self.retrying(lambda admin: sum(m.offset for m in admin.list_consumer_group_offsets(group).values()))
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

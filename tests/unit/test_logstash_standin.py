@@ -684,14 +684,6 @@ def produce(broker, topic: str, values: list[bytes]) -> None:
         producer.close()
 
 
-def committed(broker, group: str) -> int:
-    admin = broker.admin()
-    try:
-        return sum(meta.offset for meta in admin.list_consumer_group_offsets(group).values())
-    finally:
-        admin.close()
-
-
 def test_kafka_input_over_mutual_tls(tmp_path, kafka):
     topic = "wlcg-soc.zeek"
     kafka.create_topic(topic, partitions=2)
@@ -706,7 +698,7 @@ def test_kafka_input_over_mutual_tls(tmp_path, kafka):
             ls.wait_up()
             expected = {*lines, "not json"}
             wait_for(lambda: {d.get("message") for d in sink.docs} >= expected, 60, "the events in the sink")
-            wait_for(lambda: committed(kafka, values["group"]) == len(lines) + 1, 30, "the committed offsets")
+            wait_for(lambda: kafka.committed(values["group"]) == len(lines) + 1, 30, "the committed offsets")
         finally:
             assert ls.stop() == 0, ls.log.read_text()
     # At least once: a rebalance between two consumer threads may hand a record out again.
@@ -739,7 +731,7 @@ def test_kafka_input_without_the_sites_client_certificate(tmp_path, kafka):
             assert ls.pipeline("wlcg-soc-kafka")["events"]["in"] == 0
         finally:
             assert ls.stop() == 0, ls.log.read_text()
-    assert committed(kafka, values["group"]) == 0
+    assert kafka.committed(values["group"]) == 0
 
 
 def test_config_test_refuses_an_unknown_kafka_option(tmp_path, pki):
