@@ -13,13 +13,16 @@ on the loopback address: the tests are about the clients.
         broker.bootstrap  # "127.0.0.1:<port>"
         broker.pki        # {"ca", "server", "client", "client_crt", "client_key", "other_ca", ...}
 
-Stopped with SIGTERM to its own process id (then SIGKILL), never by name.
+Stopped with SIGTERM to its own process id (then SIGKILL), never by name; ``shared()``
+gives the test modules of one process one broker.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
+import ctypes
 import datetime
 import ipaddress
 import json
@@ -121,6 +124,33 @@ def distribution() -> Path:
     return top
 
 
+def _die_with_parent() -> None:
+    """In the broker's process before exec: SIGTERM when the test process dies (Linux's
+    PR_SET_PDEATHSIG), so that a killed test run leaves no broker behind."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+try:  # loaded here: nothing but the call itself runs between fork and exec
+    _LIBC: Any = ctypes.CDLL(None).prctl and ctypes.CDLL(None)
+except (OSError, AttributeError):
+    _LIBC = None
+
+
+_SHARED: KafkaBroker | None = None
+
+
+def shared(directory: Path) -> KafkaBroker:
+    """One broker for the test process (a pytest-xdist worker), started at the first call in
+    ``directory`` and stopped when the process exits (or by the caller's ``stop()``): the
+    test modules that use it each use topics of their own."""
+    global _SHARED
+    if _SHARED is None or _SHARED.proc is None or _SHARED.proc.poll() is not None:
+        _SHARED = KafkaBroker(directory).start()
+        atexit.register(_SHARED.stop)
+    return _SHARED
+
+
 class KafkaBroker:
     def __init__(self, directory: Path, server_cert: str = "server"):
         self.dir = directory
@@ -182,7 +212,9 @@ class KafkaBroker:
         fmt = [*java, "kafka.tools.StorageTool", "format", "--cluster-id", cluster, "--config", str(props)]
         subprocess.run(fmt, capture_output=True, text=True, check=True, timeout=120)
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [*java, "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:

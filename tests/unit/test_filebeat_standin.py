@@ -625,16 +625,14 @@ def test_version_and_reference_table() -> None:
 # --- output.kafka against a real broker ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from kafka_broker import KafkaBroker
+    """The test process's broker (tests/kafka_broker.py), shared with the other module."""
+    from kafka_broker import shared
 
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    broker = shared(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
 
 
 def kafka_config(broker: Any, inputs: list[dict[str, Any]], topic: str, **ssl: Any) -> dict[str, Any]:

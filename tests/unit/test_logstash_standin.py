@@ -648,16 +648,14 @@ class BulkSink(HttpDouble):
         return 200, json.dumps({"errors": False, "items": items}).encode(), {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kafka(tmp_path_factory):
-    from kafka_broker import KafkaBroker
+    """The test process's broker (tests/kafka_broker.py), shared with the other module."""
+    from kafka_broker import shared
 
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    broker = shared(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
 
 
 def kafka_values(tmp_path: Path, broker, sink: BulkSink, topic: str, keystore: str = "client") -> dict:
@@ -685,7 +683,7 @@ def produce(broker, topic: str, values: list[bytes]) -> None:
 
 
 def test_kafka_input_over_mutual_tls(tmp_path, kafka):
-    topic = "wlcg-soc.zeek"
+    topic = "wlcg-soc-ls.zeek"
     kafka.create_topic(topic, partitions=2)
     lines = zeek_logs.json_logs()["conn"][:20]
     produce(kafka, topic, [json.dumps(filebeat_event(line)).encode() for line in lines] + [b"not json"])
@@ -716,7 +714,7 @@ def test_kafka_input_over_mutual_tls(tmp_path, kafka):
 
 
 def test_kafka_input_without_the_sites_client_certificate(tmp_path, kafka):
-    topic = "wlcg-soc.refused"
+    topic = "wlcg-soc-ls.refused"
     kafka.create_topic(topic)
     produce(kafka, topic, [json.dumps(filebeat_event('{"n": 1}')).encode()])
     with BulkSink() as sink:
