@@ -1199,8 +1199,8 @@ class PipelineInput(Runtime):
 def kafka_tls(o: dict[str, Any], where: str) -> ssl.SSLContext | None:
     """The SSL context of a Kafka client of logstash-integration-kafka (security_protocol
     SSL): PEM stores only (KIP-651): the truststore a file of CA certificates, the keystore
-    one file with the PKCS#8 key and the certificate chain; ssl_key_password decrypts the key
-    (ssl_keystore_password is the store's, which a PEM file does not have apart from it)."""
+    one file with the PKCS#8 key and the certificate chain; ssl_key_password decrypts the key;
+    a store password is refused with PEM stores, as Kafka's client refuses it."""
     protocol = o.get("security_protocol", "PLAINTEXT")
     if protocol == "PLAINTEXT":
         return None
@@ -1212,6 +1212,8 @@ def kafka_tls(o: dict[str, Any], where: str) -> ssl.SSLContext | None:
         if str(o.get("ssl_truststore_type") or "JKS").upper() != "PEM":
             raise ConfigError(f"{where}: ssl_truststore_type {o.get('ssl_truststore_type') or 'JKS'} is not run by "
                               "the stand-in (PEM only)")  # fmt: skip
+        if o.get("ssl_truststore_password"):  # Kafka's DefaultSslEngineFactory refuses it for PEM
+            raise ConfigError(f"{where}: SSL trust store password cannot be specified for PEM format.")
         context.load_verify_locations(o["ssl_truststore_location"])
     else:
         context.load_default_certs()
@@ -1219,6 +1221,9 @@ def kafka_tls(o: dict[str, Any], where: str) -> ssl.SSLContext | None:
         if str(o.get("ssl_keystore_type") or "JKS").upper() != "PEM":
             raise ConfigError(f"{where}: ssl_keystore_type {o.get('ssl_keystore_type') or 'JKS'} is not run by "
                               "the stand-in (PEM only)")  # fmt: skip
+        if o.get("ssl_keystore_password"):
+            raise ConfigError(f"{where}: SSL key store password cannot be specified with PEM format, only key "
+                              "password may be specified")  # fmt: skip
         store = Path(o["ssl_keystore_location"]).read_text()
         if "-----BEGIN PRIVATE KEY-----" not in store and "-----BEGIN ENCRYPTED PRIVATE KEY-----" not in store:
             raise ConfigError(f"{where}: the PEM keystore {o['ssl_keystore_location']} has no PKCS#8 private key")

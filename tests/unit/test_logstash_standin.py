@@ -742,3 +742,16 @@ def test_config_test_refuses_an_unknown_kafka_option(tmp_path, pki):
     settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": text})
     res = test_t(settings)
     assert res.returncode == 1 and "Unknown setting 'fetch_max_wiat_ms' for kafka" in res.stderr, res.stderr
+
+
+def test_kafka_input_refuses_a_store_password_with_pem_stores(tmp_path, pki):
+    values = {"api_port": free_port(), "bootstrap": "127.0.0.1:1", "topic": "t", "group": "g", "ca": str(pki["ca"]),
+              "keystore": str(pki["client_key"]), "sink": "http://127.0.0.1:1"}  # fmt: skip
+    text = KAFKA.replace('ssl_keystore_type => "PEM"', 'ssl_keystore_type => "PEM"\n    ssl_keystore_password => "x"')
+    settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": text})
+    assert test_t(settings).returncode == 0  # as Logstash: -t does not register plugins
+    log = tmp_path / "ls.log"
+    with log.open("w") as out:
+        proc = standin("--path.settings", str(settings), stdout=out, stderr=subprocess.STDOUT)
+        assert proc.wait(timeout=30) == 1
+    assert "SSL key store password cannot be specified with PEM format" in log.read_text()
