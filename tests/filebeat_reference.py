@@ -184,7 +184,7 @@ OPTIONS: dict[str, Option] = {
     "output.logstash.index": _o("str", "filebeat", "logstash"),
     "output.logstash.max_retries": _o("int", 3, "logstash"),
     **_ssl("output.logstash"),
-    # Kafka output: accepted by `test config`; the stand-in does not send to Kafka.
+    # Kafka output (the stand-in runs it with kafka-python; version is accepted, not used).
     "output.kafka.enabled": _o("bool", True, "kafka"),
     "output.kafka.hosts": _o("hosts", None, "kafka"),
     "output.kafka.topic": _o("str", None, "kafka"),
@@ -193,6 +193,9 @@ OPTIONS: dict[str, Option] = {
     "output.kafka.compression": _o("enum", "gzip", "kafka", ("none", "snappy", "lz4", "gzip", "zstd")),
     "output.kafka.client_id": _o("str", "beats", "kafka"),
     "output.kafka.bulk_max_size": _o("int", 2048, "kafka", minimum=0),
+    "output.kafka.timeout": _o("duration", "30s", "kafka", minimum=0),
+    "output.kafka.backoff.init": _o("duration", "1s", "kafka", minimum=0),
+    "output.kafka.backoff.max": _o("duration", "60s", "kafka", minimum=0),
     **_ssl("output.kafka"),
     # HTTP monitoring endpoint
     "http.enabled": _o("bool", False, "http"),

@@ -330,6 +330,10 @@ PLUGINS: dict[tuple[str, str], dict[str, Option]] = {
         "ssl_key_password": _o("password", None, "kafka"),
         "ssl_endpoint_identification_algorithm": _o("string", "https", "kafka"),
         "decorate_events": _o("enum", "none", "kafka", "none", "basic", "extended", "false", "true"),
+        "enable_auto_commit": _o("boolean", True, "kafka"),
+        "auto_commit_interval_ms": _o("number", 5000, "kafka"),
+        "max_poll_records": _o("number", 500, "kafka"),
+        "poll_timeout_ms": _o("number", 100, "kafka"),
     },
     ("input", "pipeline"): {
         "address": _o("string", None, "p2p", required=True),

@@ -7,15 +7,23 @@ behaviour for the subset of options listed in filebeat_reference.py (the one tab
 options; unknown keys are refused). It reads files with the filestream input's rules
 (native identity, registry offsets advanced only after the output's ACK, rename/remove/
 inactive handling) and ships events over the Beats protocol (lumberjack v2, via
-``pylogbeat``) with mutual TLS, to Logstash or any lumberjack v2 server.
+``pylogbeat``) with mutual TLS, to Logstash or any lumberjack v2 server, or to Kafka
+(``output.kafka`` through kafka-python: hosts, topic as a format string with
+``%{[field.path]}`` and ``%{[field.path]:default}``, required_acks, compression none/gzip/lz4,
+client_id, bulk_max_size, timeout, backoff, ssl.* with verification modes; the value is the
+event as codec.json writes it, with ``@metadata`` beat/type/version; registry offsets advance
+only for events the broker acknowledged; an event whose topic cannot be formatted is dropped).
 
 Not implemented (and therefore refused or reported): parsers, processors, fingerprint
-identity, output.kafka at run time (``test config`` accepts it), pipelining (one batch in
-flight per connection). ``queue.disk`` is accepted but kept in memory: unacknowledged
+identity, output.kafka's snappy and zstd compression and its ``version`` (accepted, the
+client negotiates), ``filebeat test output`` for Kafka, pipelining (one batch in flight per
+connection). ``queue.disk`` is accepted but kept in memory: unacknowledged
 lines are re-read from the files after a restart, from the registry's offsets.
 
 Runs on Debian's python3 (3.11) with python3-yaml and pylogbeat (a single module, placed
-beside this file or on sys.path); filebeat_reference.py must sit beside this file.
+beside this file or on sys.path); filebeat_reference.py must sit beside this file. The Kafka
+output needs kafka-python 2.3 (pure Python; beside this file or on sys.path, imported only
+when output.kafka is enabled) and, for compression lz4, the lz4 module (python3-lz4).
 """
 
 from __future__ import annotations
@@ -851,6 +859,170 @@ def start_workers(
     return workers
 
 
+# --- the Kafka output (kafka-python) ----------------------------------------------------
+
+_FMT_FIELD = re.compile(r"%\{\[([^\]]+)\](?::([^}]*))?\}")
+
+
+def format_string(template: str, doc: Mapping[str, Any]) -> str:
+    """Beats' format strings for event fields: ``%{[a.b]}`` is the field a.b (nested or a
+    dotted key), ``%{[a.b]:default}`` falls back to default; a missing field without one is
+    an error (KeyError), as Filebeat's fmtstr reports it."""
+
+    def lookup(path: str) -> Any:
+        node: Any = doc
+        if path in node:
+            return node[path]
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise KeyError(f"key not found: {path}")
+            node = node[part]
+        return node
+
+    def one(match: re.Match[str]) -> str:
+        try:
+            value = lookup(match.group(1))
+        except KeyError:
+            if match.group(2) is None:
+                raise
+            return match.group(2)
+        if isinstance(value, Mapping | list):
+            raise KeyError(f"not a value: {match.group(1)}")
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return _FMT_FIELD.sub(one, template)
+
+
+# Filebeat's compression names as kafka-python's producer spells them; snappy and zstd need
+# python-snappy / zstandard, which the stand-in does not carry.
+_KAFKA_COMPRESSION = {"none": None, "gzip": "gzip", "lz4": "lz4"}
+_KAFKA_ACKS: dict[int, Any] = {-1: "all", 0: 0, 1: 1}
+
+
+def kafka_settings(output: Mapping[str, Any]) -> dict[str, Any]:
+    """kafka-python's KafkaProducer settings for output.kafka (raises Exit for what the
+    stand-in does not run)."""
+    compression = str(output.get("compression", "gzip"))
+    if compression not in _KAFKA_COMPRESSION:
+        raise Exit(f"output.kafka.compression {compression} is accepted by `test config` but not run by the stand-in")
+    if compression == "lz4":
+        try:
+            import lz4.frame  # noqa: F401
+        except ImportError as exc:
+            raise Exit(f"output.kafka.compression lz4 needs the lz4 module (python3-lz4): {exc}") from None
+    hosts_cfg = output["hosts"]
+    hosts = [split_host(h, 9092) for h in ([hosts_cfg] if isinstance(hosts_cfg, str) else hosts_cfg)]
+    context = ssl_context(output.get("ssl"))
+    settings: dict[str, Any] = {
+        "bootstrap_servers": [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in hosts],
+        "client_id": str(output.get("client_id", "beats")),
+        "acks": _KAFKA_ACKS[int(output.get("required_acks", 1))],
+        "compression_type": _KAFKA_COMPRESSION[compression],
+        "request_timeout_ms": int(ref.duration(output.get("timeout", "30s")) * 1000),
+        "max_block_ms": int(ref.duration(output.get("timeout", "30s")) * 1000),
+        "retries": 0,  # the worker retries whole batches, with backoff
+        "linger_ms": 0,
+        "security_protocol": "SSL" if context is not None else "PLAINTEXT",
+    }
+    if context is not None:
+        settings["ssl_context"] = context
+    return settings
+
+
+class KafkaWorker(threading.Thread):
+    """The Kafka output's client: one producer (kafka-python); each batch's events are sent
+    to the topic their format string names, the producer flushed, and only the events the
+    broker acknowledged (required_acks) are ACKed to the pipeline, which then advances the
+    registry; the others are given back and the worker backs off (backoff.init doubling up
+    to backoff.max), reconnecting. Events whose topic cannot be formatted are dropped."""
+
+    def __init__(self, output: Mapping[str, Any], pipeline: Pipeline, metrics: Metrics, stop: threading.Event) -> None:
+        super().__init__(name="kafka-output", daemon=True)
+        self.settings = kafka_settings(output)
+        self.topic = str(output["topic"])
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.stop = stop
+        self.backoff_init = ref.duration(output.get("backoff", {}).get("init", "1s"))
+        self.backoff_max = ref.duration(output.get("backoff", {}).get("max", "60s"))
+        self.producer: Any = None
+
+    def _connect(self) -> Any:
+        if self.producer is None:
+            import logging
+
+            from kafka import KafkaProducer
+
+            # kafka-python's own log lines would be plain text among our JSON lines.
+            logging.getLogger("kafka").addHandler(logging.NullHandler())
+            logging.getLogger("kafka").propagate = False
+            self.producer = KafkaProducer(**self.settings)
+            info("kafka", f"Connection to kafka({','.join(self.settings['bootstrap_servers'])}) established")
+        return self.producer
+
+    def abort(self) -> None:
+        pass
+
+    def _close(self) -> None:
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                self.producer.close(timeout=5)
+            self.producer = None
+
+    def _send(self, batch: list[Event]) -> tuple[list[Event], list[Event], list[Event]]:
+        """(acknowledged, dropped, failed) events of a batch."""
+        producer = self._connect()
+        futures, dropped = [], []
+        for event in batch:
+            try:
+                topic = format_string(self.topic, json.loads(event.body))
+            except KeyError as exc:
+                error("kafka", f"Dropping event: no topic could be selected: {exc}")
+                dropped.append(event)
+                continue
+            futures.append((event, producer.send(topic, event.body.encode())))
+        producer.flush(timeout=self.settings["request_timeout_ms"] / 1000)
+        acked, failed, last = [], [], None
+        for event, future in futures:
+            try:
+                future.get(timeout=0)
+                acked.append(event)
+            except Exception as exc:  # the broker's error, a timeout, a closed connection
+                failed.append(event)
+                last = exc
+        if failed:
+            error("kafka", f"Kafka publish failed with: {last}", count=len(failed))
+        return acked, dropped, failed
+
+    def run(self) -> None:
+        backoff = self.backoff_init
+        while not self.stop.is_set():
+            batch = self.pipeline.get_batch(self.stop)
+            if batch is None:
+                break
+            self.metrics.add("libbeat.output.events.batches")
+            self.metrics.add("libbeat.output.events.total", len(batch))
+            try:
+                acked, dropped, failed = self._send(batch)
+            except Exception as exc:  # no broker reachable, a refused handshake
+                acked, dropped, failed = [], [], batch
+                error("kafka", f"Failed to connect to broker: {exc}", hosts=self.settings["bootstrap_servers"])
+                self._close()
+            self.metrics.add("libbeat.output.events.acked", len(acked))
+            self.metrics.add("libbeat.output.events.dropped", len(dropped))
+            if acked or dropped:
+                self.pipeline.ack(acked + dropped)
+            if failed:
+                self.metrics.add("libbeat.output.events.failed", len(failed))
+                self.metrics.add("libbeat.output.write.errors")
+                self.pipeline.give_back(failed)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max) if backoff > 0 else self.backoff_init
+                continue
+            backoff = self.backoff_init
+        self._close()
+
+
 # --- the filestream input --------------------------------------------------------------
 
 
@@ -1208,11 +1380,16 @@ def lock_data_path(data: Path) -> int:
 
 def run(settings: Settings) -> int:
     config = settings.config
-    if ref.lookup(config, "output.kafka") and ref.lookup(config, "output.kafka.enabled", True):
-        raise Exit("output.kafka is accepted by `test config` but this stand-in sends to Logstash only")
+    kafka = ref.lookup(config, "output.kafka")
     output = ref.lookup(config, "output.logstash")
-    if not output or not output.get("enabled", True):
+    if kafka and kafka.get("enabled", True):
+        if output and output.get("enabled", True):
+            raise Exit("more than one output is enabled (output.logstash and output.kafka)")
+        output = kafka
+    elif not output or not output.get("enabled", True):
         raise Exit("No outputs are defined. Please define one under the output section.")
+    else:
+        kafka = None
     Log.level = _LEVELS[ref.setting(config, "logging.level")]
     for problem in ref.documented_constraints(config):
         warn("input.filestream", f"configuration against the documentation: {problem}")
@@ -1247,7 +1424,7 @@ def run(settings: Settings) -> int:
     beat = Beat(
         str(ref.lookup(config, "name") or ""),
         list(ref.setting(config, "tags") or []),
-        str(output.get("index", "filebeat")),
+        "filebeat" if kafka else str(output.get("index", "filebeat")),
         meta["uuid"],
     )
     beat_info = {
@@ -1281,7 +1458,12 @@ def run(settings: Settings) -> int:
     info("filebeat", f"filebeat start running. version={VERSION}", **{"service.name": "filebeat"})
     output_stop = threading.Event()
     registrar_stop = threading.Event()
-    workers = start_workers(output, pipeline, metrics, output_stop)
+    if kafka:
+        kafka_worker = KafkaWorker(kafka, pipeline, metrics, output_stop)
+        kafka_worker.start()
+        workers: list[Worker | KafkaWorker] = [kafka_worker]
+    else:
+        workers = list(start_workers(output, pipeline, metrics, output_stop))
     registrar = threading.Thread(target=registry.run, args=(registrar_stop,), name="registrar", daemon=True)
     registrar.start()
     prospectors = []

@@ -20,9 +20,14 @@ references, quoted strings, regexps and hashes apart), conditionals (``==`` ``!=
 ``and``/``nand`` bind tighter than ``xor``, then ``or``), field references and sprintf
 (a missing field stays literal); inputs ``beats`` (a lumberjack v2 server: window, compressed,
 JSON and data frames, ACK once the window is in the queue, keep-alive ACKs while the queue
-blocks; TLS with a PKCS#8 key only, client CAs, ssl_client_authentication, protocol versions)
-and ``pipeline``; filters ``json``, ``memcached`` (a real memcached through pymemcache),
-``mutate`` (rename, copy) with the common options; outputs ``pipeline`` (in-process,
+blocks; TLS with a PKCS#8 key only, client CAs, ssl_client_authentication, protocol versions),
+``kafka`` (consumer_threads consumers of one group through kafka-python: bootstrap_servers,
+topics, group_id, client_id, auto_offset_reset, max_poll_records, poll_timeout_ms, the
+``plain`` and ``json`` codecs, decorate_events; security_protocol SSL with PEM stores only:
+the truststore a CA file, the keystore one file with the PKCS#8 key and certificate chain,
+ssl_key_password, ssl_endpoint_identification_algorithm; offsets committed once the
+records of a poll are in the queue) and ``pipeline``; filters ``json``, ``memcached`` (a real
+memcached through pymemcache), ``mutate`` (rename, copy) with the common options; outputs ``pipeline`` (in-process,
 ensure_delivery), ``elasticsearch`` and ``opensearch`` (``_bulk`` over http(s) with basic
 auth, CA file and verification mode; whole requests retried on connection errors and any
 status but 200, documents on 429/5xx, with doubling backoff; 400/404 to the dead-letter
@@ -33,8 +38,9 @@ SIGTERM stops inputs, drains and exits 0. Run with ``LOGSTASH_HOME`` set (an ins
 ``opensearch`` output) is unknown until ``LOGSTASH_HOME/Gemfile`` names its gem, as
 ``bin/logstash-plugin install`` leaves it.
 
-Only accepted (checked by ``-t``, not run): the ``kafka`` input (the pipeline that has one
-starts without it, with a warning), ``ssl_cipher_suites`` (JDK cipher names), ``executor_threads``,
+Only accepted (checked by ``-t``, not run): the kafka input's ``topics_pattern``, SASL
+and JKS/PKCS12 stores (refused when the pipeline starts), its ``auto_commit_interval_ms``
+(offsets are committed after every push), ``ssl_cipher_suites`` (JDK cipher names), ``executor_threads``,
 ``event_loop_threads``, ``enable_metric``, ``pipeline.ordered``, queue checkpoint tuning.
 
 Files differ from Logstash's on purpose: the persisted queue is ``path.queue/<id>/events.jsonl``
@@ -42,7 +48,8 @@ Files differ from Logstash's on purpose: the persisted queue is ``path.queue/<id
 sequence), written and fsynced on every push; the dead-letter queue is
 ``path.dead_letter_queue/<id>/dlq.jsonl`` (one JSON entry a line), not Logstash's segment files.
 
-Dependencies: Python 3.11, PyYAML, pymemcache and logstash-pipeline-parser (with pyparsing).
+Dependencies: Python 3.11, PyYAML, pymemcache, logstash-pipeline-parser (with pyparsing)
+and, for the kafka input, kafka-python 2.3 (pure Python; vendored like the parser).
 On the controller it runs from the project's venv. A Debian 12 test host has PyYAML from
 Debian (python3-yaml) and pymemcache from Debian (python3-pymemcache); logstash-pipeline-parser
 and pyparsing 3.1+ (Debian 12 has 3.0.9, too old for the parser's ``DelimitedList``) are
@@ -1189,9 +1196,164 @@ class PipelineInput(Runtime):
         pass
 
 
+def kafka_tls(o: dict[str, Any], where: str) -> ssl.SSLContext | None:
+    """The SSL context of a Kafka client of logstash-integration-kafka (security_protocol
+    SSL): PEM stores only (KIP-651): the truststore a file of CA certificates, the keystore
+    one file with the PKCS#8 key and the certificate chain; ssl_key_password decrypts the key;
+    a store password is refused with PEM stores, as Kafka's client refuses it."""
+    protocol = o.get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol != "SSL":
+        raise ConfigError(f"{where}: security_protocol {protocol} is accepted but not run by the stand-in")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if o.get("ssl_truststore_location"):
+        if str(o.get("ssl_truststore_type") or "JKS").upper() != "PEM":
+            raise ConfigError(f"{where}: ssl_truststore_type {o.get('ssl_truststore_type') or 'JKS'} is not run by "
+                              "the stand-in (PEM only)")  # fmt: skip
+        if o.get("ssl_truststore_password"):  # Kafka's DefaultSslEngineFactory refuses it for PEM
+            raise ConfigError(f"{where}: SSL trust store password cannot be specified for PEM format.")
+        context.load_verify_locations(o["ssl_truststore_location"])
+    else:
+        context.load_default_certs()
+    if o.get("ssl_keystore_location"):
+        if str(o.get("ssl_keystore_type") or "JKS").upper() != "PEM":
+            raise ConfigError(f"{where}: ssl_keystore_type {o.get('ssl_keystore_type') or 'JKS'} is not run by "
+                              "the stand-in (PEM only)")  # fmt: skip
+        if o.get("ssl_keystore_password"):
+            raise ConfigError(f"{where}: SSL key store password cannot be specified with PEM format, only key "
+                              "password may be specified")  # fmt: skip
+        store = Path(o["ssl_keystore_location"]).read_text()
+        if "-----BEGIN PRIVATE KEY-----" not in store and "-----BEGIN ENCRYPTED PRIVATE KEY-----" not in store:
+            raise ConfigError(f"{where}: the PEM keystore {o['ssl_keystore_location']} has no PKCS#8 private key")
+        password = o.get("ssl_key_password") or None
+        context.load_cert_chain(o["ssl_keystore_location"], o["ssl_keystore_location"], password=password)
+    # ssl.endpoint.identification.algorithm: "https" checks the broker's name, "" does not.
+    context.check_hostname = str(o.get("ssl_endpoint_identification_algorithm", "https")).lower() == "https"
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class KafkaInput(Runtime):
+    """The kafka input of logstash-integration-kafka 11.8.x: consumer_threads consumers of
+    one group (kafka-python's KafkaConsumer), each polling, decoding every record with the
+    codec, pushing the records of a poll to the queue and only then committing their offsets
+    (at least once: Logstash commits in the background with enable_auto_commit, and only
+    records already handed to the queue; the stand-in commits synchronously after the push,
+    so a record is never committed before it is queued, with or without enable_auto_commit)."""
+
+    def register(self) -> None:
+        o = self.o
+        where = f"input kafka ({self.plugin.id})"
+        if o.get("topics_pattern"):
+            raise ConfigError(f"{where}: topics_pattern is accepted but not run by the stand-in")
+        try:
+            import kafka  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(f"{where}: the kafka client (kafka-python) is missing: {exc}") from exc
+        self.context = kafka_tls(o, where)
+        logging.getLogger("kafka").setLevel(max(logging.WARNING, LOG.getEffectiveLevel()))
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.codec = o.get("codec", "plain")
+        decorate_events = str(o.get("decorate_events", "none"))
+        self.decorate_events = {"true": "basic", "false": "none"}.get(decorate_events, decorate_events)
+        self.event_original = self.pipeline.ecs != "disabled"
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        o = self.o
+        settings: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in str(o.get("bootstrap_servers", "localhost:9092")).split(",")],
+            "group_id": o.get("group_id", "logstash"),
+            "client_id": o.get("client_id", "logstash"),
+            "enable_auto_commit": False,
+            "max_poll_records": int(o.get("max_poll_records", 500)),
+            "security_protocol": "SSL" if self.context is not None else "PLAINTEXT",
+        }
+        if o.get("auto_offset_reset"):
+            settings["auto_offset_reset"] = o["auto_offset_reset"]
+        if self.context is not None:
+            settings["ssl_context"] = self.context
+        return KafkaConsumer(*o.get("topics", ["logstash"]), **settings)
+
     def start(self) -> None:
-        self.log.warning("the kafka input is accepted but not run by the Logstash stand-in (%s)", self.plugin.id)
+        for n in range(int(self.o.get("consumer_threads", 1))):
+            thread = threading.Thread(target=self._run, args=(n,), name=f"kafka-input-worker-{n}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _run(self, n: int) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                consumer = self._consumer()
+            except Exception as exc:  # no broker yet, refused handshake: retried as the Java client does
+                self.log.warning("Unable to create Kafka consumer from given configuration {:kafka_error_message=>%s}",
+                                 exc)  # fmt: skip
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30)
+                continue
+            try:
+                self._consume(consumer)
+            except Exception:
+                self.log.exception("Unable to poll Kafka consumer (thread %d)", n)
+                self.stopping.wait(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    consumer.close(autocommit=False)
+
+    def _consume(self, consumer: Any) -> None:
+        timeout = int(self.o.get("poll_timeout_ms", 100))
+        while not self.stopping.is_set():
+            polled = consumer.poll(timeout_ms=timeout)
+            records = [r for part in polled.values() for r in part]
+            if not records:
+                continue
+            events = [self._event(r) for r in records]
+            self.pipeline.push(events)
+            self.stats.add("events.out", len(events))
+            consumer.commit()  # offsets of the records just queued
+
+    def _event(self, record: Any) -> dict:
+        raw = record.value if record.value is not None else b""
+        text = raw.decode("utf-8", errors="replace")
+        if self.codec == "json":
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                self.log.error("JSON parse error, original data now in message field {:message=>%s}", exc)
+                event = new_event({"message": text, "tags": ["_jsonparsefailure"]})
+            else:
+                if isinstance(data, dict):
+                    event = new_event(data)
+                else:
+                    event = new_event({"message": text, "tags": ["_jsonparsefailure"]})
+        else:  # plain
+            event = new_event({"message": text})
+            if self.event_original:
+                set_field(event, "[event][original]", text)
+        if self.decorate_events in ("basic", "extended"):
+            kafka_meta = {
+                "topic": record.topic,
+                "consumer_group": self.o.get("group_id", "logstash"),
+                "partition": record.partition,
+                "offset": record.offset,
+                "key": record.key.decode("utf-8", errors="replace") if record.key is not None else None,
+                "timestamp": record.timestamp,
+            }
+            if self.decorate_events == "extended":
+                for key, value in record.headers or []:
+                    kafka_meta.setdefault("headers", {})[key] = value.decode("utf-8", errors="replace")
+            set_field(event, "[@metadata][kafka]", kafka_meta)
+        return decorate(event, self.o)
+
+    def close(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
 
 
 class _BeatsServer(socketserver.ThreadingTCPServer):

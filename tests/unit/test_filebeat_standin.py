@@ -620,3 +620,108 @@ def test_version_and_reference_table() -> None:
     assert ref.bytesize("10GB") == 10**10 and ref.bytesize("512MiB") == 512 * 2**20
     for key, option in ref.OPTIONS.items():
         assert option.page.startswith("https://www.elastic.co/"), key
+
+
+# --- output.kafka against a real broker ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The test process's broker (tests/kafka_broker.py), shared with the other module."""
+    from kafka_broker import shared
+
+    broker = shared(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
+
+
+def kafka_config(broker: Any, inputs: list[dict[str, Any]], topic: str, **ssl: Any) -> dict[str, Any]:
+    """filebeat.yml as the role renders it for a Kafka output, with mutual TLS."""
+    output = {
+        "hosts": [broker.bootstrap],
+        "topic": topic,
+        "required_acks": -1,
+        "compression": "lz4",
+        "client_id": "sensor1",
+        "bulk_max_size": 512,
+        "ssl.enabled": True,
+        "ssl.certificate_authorities": [str(broker.pki["ca"])],
+        "ssl.certificate": str(broker.pki["client_crt"]),
+        "ssl.key": str(broker.pki["client_key"]),
+        "ssl.verification_mode": "full",
+        "backoff.init": "200ms",
+        "backoff.max": "1s",
+        "timeout": "10s",
+        **ssl,
+    }
+    return {
+        "filebeat.inputs": inputs,
+        "filebeat.shutdown_timeout": "5s",
+        "filebeat.registry.flush": "0s",
+        "queue.mem": {"events": 4096, "flush.min_events": 512, "flush.timeout": "200ms"},
+        "output.kafka": output,
+        "logging.level": "info",
+        "logging.to_files": False,
+    }
+
+
+def consume(broker: Any, topic: str, expected: int, timeout: float = 30) -> list[Any]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, **broker.client_tls(), group_id=None, auto_offset_reset="earliest")
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(records) < expected:
+            for part in consumer.poll(timeout_ms=500).values():
+                records += part
+        # Anything more (a duplicate) would be on the topic by now.
+        for part in consumer.poll(timeout_ms=1000).values():
+            records += part
+    finally:
+        consumer.close()
+    return records
+
+
+def test_kafka_output_delivers_every_line_once(kafka, standins, tmp_path, zeek) -> None:
+    kafka.create_topic("wlcg-soc.zeek", partitions=2)
+    lines = zeek["conn"]
+    log = tmp_path / "conn.log"
+    append(log, lines)
+    inputs = [zeek_input("conn", [str(log)], "zeek.connection")]
+    filebeat = standins(kafka_config(kafka, inputs, "wlcg-soc.%{[event.module]}"))
+    checked = filebeat.run("test", "config")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    filebeat.start()
+    try:
+        records = consume(kafka, "wlcg-soc.zeek", len(lines))
+        size = log.stat().st_size
+        wait_for(lambda: [s for s in filebeat.registry().values() if s.get("offset") == size], 20, "the registry")
+    finally:
+        assert filebeat.stop() == 0, filebeat.log.read_text()
+    values = [json.loads(r.value) for r in records]
+    assert sorted(v["message"] for v in values) == sorted(lines)  # every line exactly once
+    for value in values:
+        assert value["@metadata"] == {"beat": "filebeat", "type": "_doc", "version": ref.VERSION}
+        assert value["event"] == {"dataset": "zeek.connection", "module": "zeek"}
+        assert value["log"]["file"]["path"] == str(log) and isinstance(value["log"]["offset"], int)
+        assert value["input"] == {"type": "filestream"} and value["agent"]["type"] == "filebeat"
+        assert dt.datetime.fromisoformat(value["@timestamp"].replace("Z", "+00:00"))
+
+
+def test_kafka_output_refuses_a_broker_of_another_ca(kafka, standins, tmp_path, zeek) -> None:
+    kafka.create_topic("wlcg-soc-refused.zeek")
+    log = tmp_path / "conn.log"
+    append(log, zeek["conn"][:10])
+    inputs = [zeek_input("conn", [str(log)], "zeek.connection")]
+    cfg = kafka_config(kafka, inputs, "wlcg-soc-refused.%{[event.module]}",
+                       **{"ssl.certificate_authorities": [str(kafka.pki["other_ca"])]})  # fmt: skip
+    filebeat = standins(cfg).start()
+    try:
+        wait_for(lambda: "certificate verify failed" in filebeat.log.read_text(), 30, "the refused handshake")
+        time.sleep(1)
+    finally:
+        assert filebeat.stop() == 0, filebeat.log.read_text()
+    assert "Failed to connect to broker" in filebeat.log.read_text()
+    assert consume(kafka, "wlcg-soc-refused.zeek", 1, timeout=3) == []
+    assert all(state.get("offset", 0) == 0 for state in filebeat.registry().values())

@@ -593,3 +593,165 @@ def test_zeek_through_memcached_into_opensearch(tmp_path, pki, zeek_node):
         front.stop()
         mc.__exit__(None, None, None)
     assert code == 0, ls.log.read_text()
+
+
+# --- the kafka input against a real broker -------------------------------------------------
+
+KAFKA = """
+input {
+  kafka {
+    id => "wlcg-soc-kafka"
+    bootstrap_servers => "%(bootstrap)s"
+    topics => ["%(topic)s"]
+    group_id => "%(group)s"
+    client_id => "logstash1"
+    consumer_threads => 2
+    auto_offset_reset => "earliest"
+    codec => json
+    decorate_events => "basic"
+    add_field => { "[kafka][topic]" => "%%{[@metadata][kafka][topic]}" }
+    security_protocol => "SSL"
+    ssl_truststore_type => "PEM"
+    ssl_truststore_location => "%(ca)s"
+    ssl_keystore_type => "PEM"
+    ssl_keystore_location => "%(keystore)s"
+    ssl_endpoint_identification_algorithm => "https"
+  }
+}
+output {
+  elasticsearch {
+    id => "wlcg-soc-kafka-out"
+    hosts => ["%(sink)s"]
+    index => "zeek-default"
+    action => "create"
+    manage_template => false
+    ilm_enabled => false
+    data_stream => false
+  }
+}
+"""
+
+
+class BulkSink(HttpDouble):
+    """An Elasticsearch ``_bulk`` endpoint that keeps the documents it is sent."""
+
+    def __init__(self) -> None:
+        self._init_http("127.0.0.1", 0)
+        self.docs: list[dict] = []
+        self.start()
+
+    def handle(self, method, raw_path, headers, body):
+        lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        sources = lines[1::2]
+        self.docs += sources
+        items = [{"create": {"status": 201}} for _doc in sources]
+        return 200, json.dumps({"errors": False, "items": items}).encode(), {}
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """The test process's broker (tests/kafka_broker.py), shared with the other module."""
+    from kafka_broker import shared
+
+    broker = shared(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
+
+
+def kafka_values(tmp_path: Path, broker, sink: BulkSink, topic: str, keystore: str = "client") -> dict:
+    return {
+        "api_port": free_port(),
+        "bootstrap": broker.bootstrap,
+        "topic": topic,
+        "group": f"logstash-{topic}",
+        "ca": str(broker.pki["ca"]),
+        "keystore": str(broker.pki[keystore]),
+        "sink": sink.url,
+    }
+
+
+def produce(broker, topic: str, values: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**broker.client_tls(), acks="all", compression_type="gzip")
+    try:
+        for value in values:
+            producer.send(topic, value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def test_kafka_input_over_mutual_tls(tmp_path, kafka):
+    topic = "wlcg-soc-ls.zeek"
+    kafka.create_topic(topic, partitions=2)
+    lines = zeek_logs.json_logs()["conn"][:20]
+    produce(kafka, topic, [json.dumps(filebeat_event(line)).encode() for line in lines] + [b"not json"])
+    with BulkSink() as sink:
+        values = kafka_values(tmp_path, kafka, sink, topic)
+        settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": KAFKA})
+        assert test_t(settings).returncode == 0
+        ls = Running(settings, values["api_port"], tmp_path / "ls.log")
+        try:
+            ls.wait_up()
+            expected = {*lines, "not json"}
+            wait_for(lambda: {d.get("message") for d in sink.docs} >= expected, 60, "the events in the sink")
+            wait_for(lambda: kafka.committed(values["group"]) == len(lines) + 1, 30, "the committed offsets")
+        finally:
+            assert ls.stop() == 0, ls.log.read_text()
+    # At least once: a rebalance between two consumer threads may hand a record out again.
+    assert len(sink.docs) >= len(lines) + 1
+    by_line = {doc.get("message"): doc for doc in sink.docs}
+    for line in lines:
+        doc = by_line[line]
+        assert doc["event"] == {"dataset": "zeek.connection", "module": "zeek"}
+        assert doc["@timestamp"] == "2026-12-06T10:00:00.000Z" and doc["host"] == {"name": "sensor1"}
+        assert doc["kafka"] == {"topic": topic}  # decorate_events: [@metadata][kafka]
+        assert "@metadata" not in doc
+    failed = by_line["not json"]
+    assert failed["tags"] == ["_jsonparsefailure"]
+    assert "Unable to create Kafka consumer" not in ls.log.read_text()
+
+
+def test_kafka_input_without_the_sites_client_certificate(tmp_path, kafka):
+    topic = "wlcg-soc-ls.refused"
+    kafka.create_topic(topic)
+    produce(kafka, topic, [json.dumps(filebeat_event('{"n": 1}')).encode()])
+    with BulkSink() as sink:
+        values = kafka_values(tmp_path, kafka, sink, topic, keystore="other_client")
+        settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": KAFKA})
+        ls = Running(settings, values["api_port"], tmp_path / "ls.log")
+        try:
+            ls.wait_up()
+            wait_for(lambda: "Unable to create Kafka consumer" in ls.log.read_text(), 30, "the refused handshake")
+            time.sleep(2)
+            assert sink.docs == []
+            assert ls.pipeline("wlcg-soc-kafka")["events"]["in"] == 0
+        finally:
+            assert ls.stop() == 0, ls.log.read_text()
+    assert kafka.committed(values["group"]) == 0
+
+
+def test_config_test_refuses_an_unknown_kafka_option(tmp_path, pki):
+    values = {"api_port": 9600, "bootstrap": "127.0.0.1:9093", "topic": "t", "group": "g", "ca": str(pki["ca"]),
+              "keystore": str(pki["client_key"]), "sink": "http://127.0.0.1:9200"}  # fmt: skip
+    settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": KAFKA})
+    res = test_t(settings)
+    assert res.returncode == 0, res.stderr
+    text = KAFKA.replace('client_id => "logstash1"', 'client_id => "logstash1"\n    fetch_max_wiat_ms => 100')
+    settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": text})
+    res = test_t(settings)
+    assert res.returncode == 1 and "Unknown setting 'fetch_max_wiat_ms' for kafka" in res.stderr, res.stderr
+
+
+def test_kafka_input_refuses_a_store_password_with_pem_stores(tmp_path, pki):
+    values = {"api_port": free_port(), "bootstrap": "127.0.0.1:1", "topic": "t", "group": "g", "ca": str(pki["ca"]),
+              "keystore": str(pki["client_key"]), "sink": "http://127.0.0.1:1"}  # fmt: skip
+    text = KAFKA.replace('ssl_keystore_type => "PEM"', 'ssl_keystore_type => "PEM"\n    ssl_keystore_password => "x"')
+    settings = write_settings(tmp_path, values, {"wlcg-soc-kafka": text})
+    assert test_t(settings).returncode == 0  # as Logstash: -t does not register plugins
+    log = tmp_path / "ls.log"
+    with log.open("w") as out:
+        proc = standin("--path.settings", str(settings), stdout=out, stderr=subprocess.STDOUT)
+        assert proc.wait(timeout=30) == 1
+    assert "SSL key store password cannot be specified with PEM format" in log.read_text()
