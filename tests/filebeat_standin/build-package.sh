@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Build the stand-in "filebeat" package on the controller:
-#   build-package.sh VERSION TESTS_DIR PYLOGBEAT OUT_DIR
+#   build-package.sh VERSION TESTS_DIR PYLOGBEAT KAFKA_PACKAGE OUT_DIR
 # Elastic's layout: the binary /usr/share/filebeat/bin/filebeat (here the Filebeat stand-in,
-# tests/filebeat_standin/filebeat.py, with filebeat_reference.py and pylogbeat.py beside
-# it), the vendor's unit in /lib/systemd/system, the default /etc/filebeat/filebeat.yml
+# tests/filebeat_standin/filebeat.py, with filebeat_reference.py, pylogbeat.py and the
+# kafka-python package (kafka/, pure Python; KAFKA_PACKAGE is its directory) beside it), the vendor's unit in /lib/systemd/system, the default /etc/filebeat/filebeat.yml
 # (root's, 0600), the /usr/bin/filebeat wrapper. Prints the path of the .deb.
 set -euo pipefail
-version=$1 tests=$2 pylogbeat=$3 out=$4
+version=$1 tests=$2 pylogbeat=$3 kafka=$4 out=$5
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tree=$out/tree
 deb=$out/filebeat_${version}_all.deb
@@ -19,6 +19,9 @@ install -d -m 0755 "$tree/DEBIAN" "$tree/usr/share/filebeat/bin" "$tree/usr/bin"
 { echo '#!/usr/bin/python3'; cat "$tests/filebeat_standin/filebeat.py"; } > "$tree/usr/share/filebeat/bin/filebeat"
 chmod 0755 "$tree/usr/share/filebeat/bin/filebeat"
 install -m 0644 "$tests/filebeat_reference.py" "$pylogbeat" "$tree/usr/share/filebeat/bin/"
+cp -r "$kafka" "$tree/usr/share/filebeat/bin/kafka"
+find "$tree/usr/share/filebeat/bin/kafka" -name __pycache__ -prune -exec rm -rf {} +
+chmod -R u=rwX,go=rX "$tree/usr/share/filebeat/bin/kafka"
 install -m 0644 "$here/filebeat.service" "$tree/lib/systemd/system/filebeat.service"
 
 # Elastic's /usr/bin/filebeat (elastic/beats, dev-tools/packaging/templates/linux/beatname.sh.tmpl).
@@ -57,7 +60,7 @@ Package: filebeat
 Version: $version
 Architecture: all
 Maintainer: wlcg.soc tests <tests@example.invalid>
-Depends: python3, python3-yaml
+Depends: python3, python3-yaml, python3-lz4
 Section: default
 Priority: extra
 Homepage: https://www.elastic.co/beats/filebeat

@@ -15,6 +15,7 @@ TIERS = [
     "common.yml",
     "threat_intel.yml",
     "sensors.yml",
+    "kafka.yml",
     "flows.yml",
     "search.yml",
     "pipelines.yml",
@@ -31,6 +32,8 @@ GROUPS = {
     "kibana",
     "elastalert",
 }
+# Optional tiers: declared in the example site, not required in every inventory.
+OPTIONAL_GROUPS = {"kafka"}
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
 
 
@@ -70,7 +73,14 @@ def test_lab_has_three_search_nodes():
 def test_tier_targets_known_groups(tier):
     for play in load(ROOT / "playbooks" / tier):
         for pattern in re.split(r"[:,]", play["hosts"]):
-            assert pattern == "all" or pattern in GROUPS, f"{tier}: unknown group {pattern}"
+            assert pattern == "all" or pattern in GROUPS | OPTIONAL_GROUPS, f"{tier}: unknown group {pattern}"
+
+
+def test_example_site_declares_the_optional_groups():
+    """Declared (and explained there), left empty: a site adds hosts to use the tier."""
+    children = inventory("example-site")["all"]["children"]
+    for group in OPTIONAL_GROUPS:
+        assert group in children, f"example-site: no group {group}"
 
 
 def test_example_site_secrets_are_vault_placeholders():

@@ -177,7 +177,7 @@ def logstash_test(tmp_path: Path, out: dict) -> None:
     (settings / "logstash.yml").write_text(out["logstash.yml"])
     # The test checks that path options name existing files (the role writes the certificates
     # first): placeholders here, where the host has /etc/logstash/certs.
-    for name in ("logstash.crt", "logstash.key", "ca.crt"):
+    for name in ("logstash.crt", "logstash.key", "logstash-keystore.pem", "ca.crt"):
         (certs / name).write_text("placeholder\n")
     env = dict(os.environ, WLCG_SOC_SEARCH_PASSWORD="unset-during-the-test")  # noqa: S106 (as the role's test)
     for name in sorted(n for n in out if n.startswith("wlcg-soc-") and n.endswith(".conf")):

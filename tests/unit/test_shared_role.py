@@ -221,6 +221,24 @@ def test_site_certificates_are_installed_without_showing_the_key(playbook, tmp_p
     assert "c2l0ZS1rZXktbWF0ZXJpYWw" not in res.out, res.out
 
 
+def test_keystore_holds_key_and_certificate_unlogged(playbook, tmp_path, monkeypatch):
+    """A PEM key store (Kafka's): the key, then the certificate, in one file the service group
+    reads; neither shown, even with --diff."""
+    key = "-----BEGIN PRIVATE KEY-----\nc2l0ZS1rZXktbWF0ZXJpYWw=\n-----END PRIVATE KEY-----\n"
+    cert = "-----BEGIN CERTIFICATE-----\nY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+    for name, text in {"site.crt": cert, "site.key": key, "site-ca.crt": "CA\n"}.items():
+        (tmp_path / name).write_text(text)
+    args = site_certificate_args(tmp_path) | {"shared_certificates_keystore": True}
+    monkeypatch.setenv("ANSIBLE_DIFF_ALWAYS", "1")
+    res = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert res.rc == 0, res.out
+    store = tmp_path / "certs/node-keystore.pem"
+    assert store.read_text() == key + cert and store.stat().st_mode & 0o777 == 0o640
+    assert "c2l0ZS1rZXktbWF0ZXJpYWw" not in res.out, res.out
+    again = playbook(CERTIFICATES, DEBIAN12, args, check=False)
+    assert again.rc == 0 and "changed=0" in again.out, again.out
+
+
 @pytest.mark.parametrize("replaced", [False, True], ids=["new", "replaced"])
 def test_site_key_stays_out_of_diff(playbook, tmp_path, monkeypatch, replaced):
     """--diff shows a copied file's content: the site's key (new, or replacing another) stays out."""

@@ -38,10 +38,8 @@ def wait_for_lines(path: Path, count: int) -> list[dict]:
 
 def test_replay_stamps_each_record_now_in_its_own_format(tmp_path):
     before = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, str(DOUBLE / "replay.py"), str(corpus(tmp_path / "corpus")), str(tmp_path / "out")]
-        + ["--seconds", "0.3"]
-    )
+    corpus_dir, out = corpus(tmp_path / "corpus"), tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(DOUBLE / "replay.py"), str(corpus_dir), str(out), "--seconds", "0.3"])
     try:
         conn = wait_for_lines(tmp_path / "out/conn.log", 2)
         dns = wait_for_lines(tmp_path / "out/dns.log", 1)
