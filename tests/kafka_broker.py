@@ -23,13 +23,11 @@ import atexit
 import base64
 import contextlib
 import ctypes
-import datetime
 import ipaddress
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -38,67 +36,40 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from search.engine import free_port
+
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_pki(directory: Path) -> dict[str, Path]:
     """A CA; a broker certificate for 127.0.0.1/localhost; a client certificate; each key
     PKCS#8 in its own file and, as a Kafka PEM keystore, with its certificate in one file;
     a second CA (with a client certificate of its own) that the broker does not trust."""
+    from certs import cert_pem, certificate, key_pem, subject
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    pem = serialization.Encoding.PEM
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def cert(cn: str, key: Any, issuer: x509.Name, issuer_key: Any, ca: bool, sans: tuple = ()) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name(cn))
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    def key_pem(key: Any) -> bytes:
-        return key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {}
     for prefix, ca_cn in (("", "wlcg-soc test CA"), ("other_", "another CA")):
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = cert(ca_cn, ca_key, name(ca_cn), ca_key, True)
-        files[f"{prefix}ca"] = ca.public_bytes(pem)
+        ca = certificate(ca_cn, ca_key, subject(ca_cn), ca_key, True)
+        files[f"{prefix}ca"] = cert_pem(ca)
         client_key = ec.generate_private_key(ec.SECP256R1())
-        client = cert("logstash1.example.org", client_key, name(ca_cn), ca_key, False)
+        client = certificate("logstash1.example.org", client_key, subject(ca_cn), ca_key, False)
         files[f"{prefix}client_key"] = key_pem(client_key)
-        files[f"{prefix}client_crt"] = client.public_bytes(pem)
-        files[f"{prefix}client"] = key_pem(client_key) + client.public_bytes(pem) + ca.public_bytes(pem)
+        files[f"{prefix}client_crt"] = cert_pem(client)
+        files[f"{prefix}client"] = key_pem(client_key) + cert_pem(client) + cert_pem(ca)
         if not prefix:
             sans = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
             server_key = ec.generate_private_key(ec.SECP256R1())
-            server = cert("localhost", server_key, name(ca_cn), ca_key, False, sans)
-            files["server"] = key_pem(server_key) + server.public_bytes(pem) + ca.public_bytes(pem)
+            server = certificate("localhost", server_key, subject(ca_cn), ca_key, False, sans)
+            files["server"] = key_pem(server_key) + cert_pem(server) + cert_pem(ca)
             # A certificate for another name: hostname verification refuses it on 127.0.0.1.
-            wrong = cert("kafka9.example.org", server_key, name(ca_cn), ca_key, False, (x509.DNSName("kafka9"),))
-            files["server_wrong_name"] = key_pem(server_key) + wrong.public_bytes(pem) + ca.public_bytes(pem)
+            wrong = certificate(
+                "kafka9.example.org", server_key, subject(ca_cn), ca_key, False, (x509.DNSName("kafka9"),)
+            )
+            files["server_wrong_name"] = key_pem(server_key) + cert_pem(wrong) + cert_pem(ca)
     out = {}
     for key, data in files.items():
         out[key] = directory / f"{key}.pem"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.wlcg.soc.plugins.plugin_utils.hostvars import host_port, own_setting
+
 DOCUMENTATION = r"""
 name: elasticsearch_seed_hosts
 short_description: Transport addresses of search cluster hosts, for discovery
@@ -48,10 +50,8 @@ def elasticsearch_seed_hosts(hosts: Iterable[str], hostvars: Mapping[str, Mappin
     seeds = []
     for host in hosts:
         own = hostvars[host]
-        address = str(own.get("elasticsearch_network_host") or host)
-        if ":" in address and not address.startswith("["):
-            address = f"[{address}]"
-        seeds.append(f"{address}:{own.get('elasticsearch_transport_port', port)}")
+        address = str(own_setting(own, "elasticsearch_network_host", host))
+        seeds.append(host_port(address, own_setting(own, "elasticsearch_transport_port", port)))
     return seeds
 
 

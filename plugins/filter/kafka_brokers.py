@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ansible_collections.wlcg.soc.plugins.plugin_utils.hostvars import host_port, own_setting
+
 DOCUMENTATION = r"""
 name: kafka_brokers
 short_description: The C(host:port) of Kafka brokers, from their own settings
@@ -48,24 +50,14 @@ _value:
 """
 
 
-def _own(own: Mapping[str, Any], name: str, default: Any) -> Any:
-    try:
-        value = own.get(name, default)
-    except Exception:  # (e.g. a default from facts not gathered on that host in this run)
-        return default
-    return default if value is None or value == "" else value
-
-
 def kafka_brokers(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, Any]], port: int = 9092) -> list[str]:
     brokers = []
     for host in hosts:
         own = hostvars[host]
-        if "broker" not in _own(own, "kafka_process_roles", ["broker"]):
+        if "broker" not in own_setting(own, "kafka_process_roles", ["broker"]):
             continue
-        name = str(_own(own, "kafka_advertised_host", host))
-        if ":" in name:
-            name = f"[{name}]"
-        brokers.append(f"{name}:{int(_own(own, 'kafka_port', port))}")
+        name = str(own_setting(own, "kafka_advertised_host", host))
+        brokers.append(host_port(name, own_setting(own, "kafka_port", port)))
     return brokers
 
 

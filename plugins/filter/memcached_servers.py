@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.wlcg.soc.plugins.filter.address_list import address_list
+from ansible_collections.wlcg.soc.plugins.plugin_utils.hostvars import host_port, own_setting
 
 DOCUMENTATION = r"""
 name: memcached_servers
@@ -66,14 +67,8 @@ def memcached_servers(hosts: Iterable[str], hostvars: Mapping[str, Mapping[str, 
     servers = []
     for host in hosts:
         own = hostvars[host]
-        try:
-            listen = own.get("memcached_listen_address")
-        except Exception:  # (e.g. a default from facts not gathered on that host in this run)
-            listen = None
-        address = _first_address(listen) or host
-        if ":" in address:
-            address = f"[{address}]"
-        servers.append(f"{address}:{int(own.get('memcached_port', port))}")
+        address = _first_address(own_setting(own, "memcached_listen_address", None)) or host
+        servers.append(host_port(address, own_setting(own, "memcached_port", port)))
     return servers
 
 

@@ -7,7 +7,6 @@ an outage and a refused document."""
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import zeek_logs
+from certs import cert_pem, certificate, key_pem, subject
 from conftest import running_memcached
 from doubles_common import HttpDouble
 from pylogbeat import PyLogBeatClient
@@ -35,54 +35,28 @@ PASSWORD = "s3cret-Writer-pw"  # noqa: S105 - a test credential
 # --- certificates ---------------------------------------------------------------------------
 
 
-def _pem_key(key, pkcs8: bool = True) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    fmt = serialization.PrivateFormat.PKCS8 if pkcs8 else serialization.PrivateFormat.TraditionalOpenSSL
-    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-
-
 def make_pki(directory: Path) -> dict[str, Path]:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate; the
     server key as PKCS#8 and as PKCS#1 (what Logstash refuses)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.UTC)
+    def new_key():
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-    def cert(name: str, key, issuer_name, issuer_key, ca: bool, sans=()):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(issuer_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wlcg-soc test CA")])
-    ca = cert("wlcg-soc test CA", ca_key, ca_name, ca_key, True)
+    ca_key, server_key, client_key = new_key(), new_key(), new_key()
+    ca_name = subject("wlcg-soc test CA")
+    ca = certificate("wlcg-soc test CA", ca_key, ca_name, ca_key, True)
     sans = (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    server = cert("localhost", server_key, ca_name, ca_key, False, sans)
-    client_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    client = cert("sensor1.example.org", client_key, ca_name, ca_key, False)
-    pem = serialization.Encoding.PEM
+    server = certificate("localhost", server_key, ca_name, ca_key, False, sans)
+    client = certificate("sensor1.example.org", client_key, ca_name, ca_key, False)
     files = {
-        "ca": (ca.public_bytes(pem)),
-        "server_crt": server.public_bytes(pem),
-        "server_key": _pem_key(server_key),
-        "server_key_pkcs1": _pem_key(server_key, pkcs8=False),
-        "client_crt": client.public_bytes(pem),
-        "client_key": _pem_key(client_key),
+        "ca": cert_pem(ca),
+        "server_crt": cert_pem(server),
+        "server_key": key_pem(server_key),
+        "server_key_pkcs1": key_pem(server_key, pkcs8=False),
+        "client_crt": cert_pem(client),
+        "client_key": key_pem(client_key),
     }
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
