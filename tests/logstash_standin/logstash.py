@@ -33,7 +33,10 @@ auth, CA file and verification mode; whole requests retried on connection errors
 status but 200, documents on 429/5xx, with doubling backoff; 400/404 to the dead-letter
 queue, 409 dropped); the memory queue and ``queue.type: persisted``; the monitoring API
 (``GET /``, ``GET /_node/pipelines``, ``GET /_node/stats/pipelines``); logging to stderr;
-SIGTERM stops inputs, drains and exits 0. Run with ``LOGSTASH_HOME`` set (an installation's
+SIGTERM stops inputs, drains and exits 0; with ``config.reload.automatic``, a pipeline that
+failed to start is created again at every ``config.reload.interval`` (as Logstash's agent
+converges), while changed configuration files are not reloaded (the role restarts the
+service on changes). Run with ``LOGSTASH_HOME`` set (an installation's
 ``bin/logstash`` sets it, as Logstash's does), a plugin Logstash does not bundle (the
 ``opensearch`` output) is unknown until ``LOGSTASH_HOME/Gemfile`` names its gem, as
 ``bin/logstash-plugin install`` leaves it.
@@ -1694,7 +1697,7 @@ class Pipeline:
             "batch_size": self.batch_size,
             "batch_delay": int(self.batch_delay * 1000),
             "config_reload_automatic": bool(setting(self.definition, "config.reload.automatic")),
-            "config_reload_interval": 3000000000,
+            "config_reload_interval": int(time_value(str(setting(self.definition, "config.reload.interval"))) * 1e9),
             "dead_letter_queue_enabled": self.dlq is not None,
             **({"dead_letter_queue_path": str(self.dlq.path.parent)} if self.dlq is not None else {}),
         }
@@ -1865,16 +1868,21 @@ def main(argv: list[str] | None = None) -> int:
     return run(settings, compiled)
 
 
-def run(settings: dict[str, Any], compiled: list[tuple[dict[str, Any], dict[str, list]]]) -> int:
-    LOG.info('Starting Logstash {"logstash.version"=>"%s"} (stand-in)', VERSION)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_a: stop.set())
-    signal.signal(signal.SIGINT, lambda *_a: stop.set())
-    pipelines: dict[str, Pipeline] = {}
+def time_value(text: str) -> float:
+    """Seconds of a Logstash time value setting (``3s``, ``500ms``, ``1m``, ...)."""
+    match = re.fullmatch(r"(\d+)\s*(nanos|micros|ms|s|m|h|d)", text.strip())
+    if not match:
+        raise ConfigError(f"invalid time value: {text!r}")
+    unit = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+def converge(
+    wanted: list[tuple[dict[str, Any], dict[str, list]]], pipelines: dict[str, Pipeline]
+) -> list[tuple[dict[str, Any], dict[str, list]]]:
+    """Create and start each wanted pipeline into ``pipelines``; those that failed, to try again."""
     failed = []
-    # Downstream pipelines first, so that upstream pipeline outputs find their addresses.
-    ordered = sorted(compiled, key=lambda c: 0 if any(p.name == "pipeline" for p in walk(c[1]["input"])) else 1)
-    for definition, sections in ordered:
+    for definition, sections in wanted:
         pipeline = Pipeline(definition, sections)
         try:
             pipeline.start()
@@ -1886,15 +1894,33 @@ def run(settings: dict[str, Any], compiled: list[tuple[dict[str, Any], dict[str,
             for runtime in pipeline.runtimes.values():
                 with contextlib.suppress(Exception):
                     runtime.close()
-            failed.append(pipeline.id)
+            failed.append((definition, sections))
             continue
         pipelines[pipeline.id] = pipeline
-    api = Api(settings, pipelines) if setting(settings, "api.enabled") else None
     logging.getLogger("logstash.agent").info(
         "Pipelines running {:count=>%d, :running_pipelines=>%s, :non_running_pipelines=>%s}",
-        len(pipelines), sorted(pipelines), sorted(failed))  # fmt: skip
+        len(pipelines), sorted(pipelines), sorted(d["pipeline.id"] for d, _s in failed))  # fmt: skip
+    return failed
+
+
+def run(settings: dict[str, Any], compiled: list[tuple[dict[str, Any], dict[str, list]]]) -> int:
+    LOG.info('Starting Logstash {"logstash.version"=>"%s"} (stand-in)', VERSION)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_a: stop.set())
+    signal.signal(signal.SIGINT, lambda *_a: stop.set())
+    pipelines: dict[str, Pipeline] = {}
+    # Downstream pipelines first, so that upstream pipeline outputs find their addresses.
+    ordered = sorted(compiled, key=lambda c: 0 if any(p.name == "pipeline" for p in walk(c[1]["input"])) else 1)
+    failed = converge(ordered, pipelines)
+    api = Api(settings, pipelines) if setting(settings, "api.enabled") else None
     if not pipelines:
         return 1
+    # With config.reload.automatic, Logstash's agent converges again at every
+    # config.reload.interval: a pipeline that failed to start (e.g. a filter whose register
+    # could not reach its server) is created again, until it runs.
+    interval = time_value(str(setting(settings, "config.reload.interval")))
+    while failed and setting(settings, "config.reload.automatic") and not stop.wait(interval):
+        failed = converge(failed, pipelines)
     stop.wait()
     LOG.info("SIGTERM received. Shutting down.")
     # Upstream first: their outputs may still hand events to the downstream pipelines.

@@ -74,6 +74,7 @@ BAD_INPUT = [
     ),
     ({"logstash_kafka": True}, "logstash_kafka is true: logstash_kafka_hosts ([]) must list the brokers"),
     ({"logstash_heap_mb": 100}, "logstash_heap_mb (100) must be 0 (automatic) or at least 256"),
+    ({"logstash_reload_interval_seconds": 0}, "logstash_reload_interval_seconds (0) must be at least 1"),
     ({"logstash_beats_port": 0}, "logstash_beats_port (0), logstash_api_port"),
     ({"logstash_data_stream_namespace": "Site-A"}, 'logstash_data_stream_namespace ("Site-A") must be lower-case'),
     ({"logstash_queue_max_bytes": "4 GB"}, 'logstash_queue_max_bytes ("4 GB") and'),
@@ -194,7 +195,9 @@ def test_debian_elasticsearch_pipelines(playbook, tmp_path):
     logstash_test(tmp_path, out)
     settings = yaml.safe_load(out["logstash.yml"])
     assert settings["queue.type"] == "persisted" and settings["dead_letter_queue.enable"] is True
-    assert (settings["api.http.host"], settings["config.reload.automatic"]) == ("127.0.0.1", False)
+    assert (settings["api.http.host"], settings["config.reload.automatic"]) == ("127.0.0.1", True)
+    # A pipeline that could not start (memcached down) is tried again at every interval.
+    assert settings["config.reload.interval"] == "30s"
     assert [p["pipeline.id"] for p in yaml.safe_load(out["pipelines.yml"])] == [
         "wlcg-soc-beats",
         "wlcg-soc-zeek",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -490,6 +491,35 @@ def count(node, index: str, query: str = "") -> int:
     node.call("POST", f"{index}/_refresh")
     status, answer = node.call("GET", f"{index}/_count" + (f"?q={query}" if query else ""))
     return answer["count"] if status == 200 else 0
+
+
+def test_a_pipeline_that_could_not_start_starts_at_a_later_reload(tmp_path, pki):
+    """config.reload.automatic: the Zeek pipeline, whose memcached filter cannot register with
+    memcached down, is created again every config.reload.interval and runs once it answers."""
+    port = free_port()
+    values = role_values(tmp_path, pki, memcached=f"127.0.0.1:{port}")
+    settings = write_settings(tmp_path, values, {"wlcg-soc-beats": BEATS, "wlcg-soc-zeek": ZEEK})
+    yml = settings / "logstash.yml"
+    yml.write_text(yml.read_text().replace("config.reload.automatic: false\n", "")
+                   + "config.reload.automatic: true\nconfig.reload.interval: 1s\n")  # fmt: skip
+    ls = Running(settings, values["api_port"], tmp_path / "ls.log")
+    server = None
+    try:
+        ls.wait_up()
+        assert set(api(values["api_port"], "/_node/pipelines")["pipelines"]) == {"wlcg-soc-beats"}
+        assert (
+            api(values["api_port"], "/_node/pipelines")["pipelines"]["wlcg-soc-beats"]["config_reload_interval"]
+            == 10**9
+        )
+        binary = shutil.which("memcached") or pytest.fail("memcached is required: apt-get install memcached")
+        server = subprocess.Popen([binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody", "-m", "16"])
+        wait_for(lambda: "wlcg-soc-zeek" in api(values["api_port"], "/_node/pipelines")["pipelines"], 20, "the retry")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        assert ls.stop() == 0, ls.log.read_text()
+    assert "non_running_pipelines=>['wlcg-soc-zeek']" in ls.log.read_text()
 
 
 def test_zeek_through_memcached_into_opensearch(tmp_path, pki, zeek_node):

@@ -515,3 +515,40 @@ def test_memcached_down_events_pass_tagged_and_counted(
     assert "_memcached_failure" not in hit["_source"].get("tags", [])
     assert "source.ip" in {e["matched"]["field"] for e in hit["_source"]["threat"]["enrichments"]}
     assert failures_counted(pipe) - before == len(conn)
+
+
+def running_pipelines(pipe) -> set[str]:
+    """The pipelines Logstash runs (its node API), none while it is not answering."""
+    out = pipe.run(
+        "python3 -c %s",
+        "import urllib.request; print(urllib.request.urlopen("
+        "'http://127.0.0.1:9600/_node/pipelines', timeout=10).read().decode())",
+    )
+    return set(json.loads(out.stdout)["pipelines"]) if out.rc == 0 else set()
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(2)
+
+
+def test_memcached_down_at_start_the_pipelines_wait_for_it(pipe, search, pipe_address, client_files, logs):
+    """Logstash started while memcached is down: the memcached filters cannot register, so the
+    Zeek and flows pipelines do not start; events sent meanwhile wait in the Beats pipeline's
+    persisted queue. Once memcached answers, the pipelines start at the next reload interval
+    (logstash_reload_interval_seconds), without a restart, and the events arrive."""
+    every = {"wlcg-soc-beats", "wlcg-soc-zeek", "wlcg-soc-flows"}
+    run = f"memcached-late-{uuid.uuid4().hex[:8]}"
+    pipe.check_output("systemctl stop memcached")
+    try:
+        pipe.check_output("systemctl restart logstash")
+        wait_for(lambda: "wlcg-soc-beats" in running_pipelines(pipe), 120, "the Beats pipeline")
+        assert running_pipelines(pipe) == {"wlcg-soc-beats"}
+        send(pipe_address, client_files, [filebeat_event("dns", logs["dns"][0], run)])
+    finally:
+        pipe.check_output("systemctl start memcached")
+    wait_for(lambda: running_pipelines(pipe) == every, 60, "the Zeek and flows pipelines")
+    (doc,) = documents(search, run, 1)
+    assert doc["_source"]["event"]["dataset"] == "zeek.dns"
