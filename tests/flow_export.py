@@ -66,12 +66,13 @@ def exchange_capture(path: Path, source: str, targets: list[str], port: int) -> 
                     moment += 0.01
 
 
-def export(pcap: Path, collector: str, version: int, work: Path) -> int:
-    """softflowd's exported record count for one capture."""
+def export(pcap: Path, collector: str, options: list[str], work: Path, timeout: float = 120) -> int:
+    """softflowd's exported record count for one capture, with softflowd's ``options``
+    (``-v 9``, ``-v 10``, ``-A milli``, ...)."""
     # No control socket: with -r, softflowd 1.1.0 would wait on it after the capture's end.
-    cmd = ["softflowd", "-d", "-r", str(pcap), "-n", collector, "-v", str(version)]
+    cmd = ["softflowd", "-d", "-r", str(pcap), "-n", collector, *options]
     cmd += ["-c", "none", "-p", str(work / "softflowd.pid")]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     sent = re.search(r"Flows exported: \d+ \((\d+) records\)", res.stdout + res.stderr)
     if not sent:
         raise SystemExit(f"softflowd did not report its export: {res.stdout}{res.stderr}")
@@ -94,7 +95,7 @@ def main(argv: list[str]) -> int:
             exchange_capture(work / "exchanges.pcap", args.source, args.to, args.port)
             captures.append(work / "exchanges.pcap")
         for pcap in captures:
-            print(f"{pcap.name}: {export(pcap, args.collector, args.version, work)} records")
+            print(f"{pcap.name}: {export(pcap, args.collector, ['-v', str(args.version)], work)} records")
     return 0
 
 

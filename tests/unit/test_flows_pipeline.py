@@ -31,7 +31,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -41,6 +40,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import flow_export
 import pytest
 import sdists
 from ansible_collections.wlcg.soc.plugins.module_utils.misp_ioc import Export
@@ -131,13 +131,7 @@ def export(name: str, pcap: Path, port: int, tmp: Path) -> int | None:
     for sFlow, whose samples the collector aggregates)."""
     options = EXPORTS[name][1]
     if options is not None:
-        cmd = ["softflowd", "-d", "-r", str(pcap), "-n", f"127.0.0.1:{port}", *options]
-        # No control socket: with -r, softflowd 1.1.0 would wait on it after the capture's end.
-        cmd += ["-c", "none", "-p", str(tmp / "softflowd.pid")]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=True)
-        sent = re.search(r"Flows exported: \d+ \((\d+) records\)", res.stdout + res.stderr)
-        assert sent, res.stdout + res.stderr
-        return int(sent.group(1))
+        return flow_export.export(pcap, f"127.0.0.1:{port}", options, tmp, timeout=TIMEOUT)
     conf = tmp / "pmacctd.conf"
     conf.write_text(
         f"daemonize: false\npcap_savefile: {pcap}\nplugins: sfprobe\n"
