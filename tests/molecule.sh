@@ -14,10 +14,10 @@ if [ "$#" -gt 0 ]; then
 else
   mapfile -t found < <(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
   # Longest first, so that the parallel slots finish close together (on 2 vCPUs, side by
-  # side: elasticsearch ~17 min with its upgrade and rolling restart, opensearch ~16,
-  # logstash ~8 (alone), kafka ~7 (alone), misp_sync ~6, zeek ~4, filebeat 3-6, nfacctd and
+  # side: opensearch ~16 min with its rolling restart, elasticsearch ~16 with its upgrade,
+  # logstash ~13 with the Kafka tier, misp_sync ~6, zeek ~4, filebeat 3-6, nfacctd and
   # kibana ~3, the others 1-2); scenarios not listed here follow in name order.
-  longest=(elasticsearch opensearch logstash kafka misp_sync zeek filebeat nfacctd kibana)
+  longest=(opensearch elasticsearch logstash misp_sync zeek filebeat nfacctd kibana)
   scenarios=()
   for s in "${longest[@]}"; do
     if [[ " ${found[*]} " == *" $s "* ]]; then scenarios+=("$s"); fi

@@ -52,7 +52,9 @@ sequence), written and fsynced on every push; the dead-letter queue is
 ``path.dead_letter_queue/<id>/dlq.jsonl`` (one JSON entry a line), not Logstash's segment files.
 
 Dependencies: Python 3.11, PyYAML, pymemcache, logstash-pipeline-parser (with pyparsing)
-and, for the kafka input, kafka-python 2.3 (pure Python; vendored like the parser).
+and, for the kafka input, kafka-python 2.3 (pure Python; vendored like the parser) with the
+lz4 module for lz4-compressed batches (what the filebeat role's Kafka output writes;
+python3-lz4 on a test host).
 On the controller it runs from the project's venv. A Debian 12 test host has PyYAML from
 Debian (python3-yaml) and pymemcache from Debian (python3-pymemcache); logstash-pipeline-parser
 and pyparsing 3.1+ (Debian 12 has 3.0.9, too old for the parser's ``DelimitedList``) are

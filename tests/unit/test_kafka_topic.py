@@ -1,7 +1,7 @@
 """The kafka_topic module: its decisions (module_utils.kafka_admin, pure) and the module
 through ansible-playbook against a stand-in for Kafka's admin tools (check mode, diff,
 idempotence, the refusal to remove partitions). The real tools and broker are the Molecule
-scenario's (molecule/kafka)."""
+logstash scenario's (molecule/logstash)."""
 
 from __future__ import annotations
 

@@ -73,6 +73,11 @@ BAD_INPUT = [
         "logstash_memcached_group (memcached) are used, and it has no host(s)",
     ),
     ({"logstash_kafka": True}, "logstash_kafka is true: logstash_kafka_hosts ([]) must list the brokers"),
+    (
+        {"logstash_kafka_flow_topics": {"ipfix": ["flows.ipfix"]}},
+        'logstash_kafka_flow_topics ({"ipfix": ["flows.ipfix"]}) must map flow modules (netflow, sflow)',
+    ),
+    ({"logstash_kafka_flow_topics": {"netflow": "flows.netflow"}}, "to lists of topic names"),
     ({"logstash_heap_mb": 100}, "logstash_heap_mb (100) must be 0 (automatic) or at least 256"),
     ({"logstash_reload_interval_seconds": 0}, "logstash_reload_interval_seconds (0) must be at least 1"),
     ({"logstash_beats_port": 0}, "logstash_beats_port (0), logstash_api_port"),
@@ -277,9 +282,24 @@ def test_redhat_opensearch_kafka_archive(playbook, tmp_path):
         "wlcg-soc-zeek",
         "wlcg-soc-flows",
     ]
-    ((name, kafka),) = plugins(parsed(out["wlcg-soc-kafka.conf"]), "input")
+    (name, kafka), *flows = plugins(parsed(out["wlcg-soc-kafka.conf"]), "input")
     assert name == "kafka" and kafka["bootstrap_servers"] == "k1.example.org:9093,k2.example.org:9093"
     assert kafka["topics"] == ["wlcg-soc.zeek", "wlcg-soc.netflow", "wlcg-soc.sflow"]
+    # A new consumer group reads what the topics hold, not only what comes after it joined.
+    assert kafka["auto_offset_reset"] == "earliest" and kafka["codec"] == "json"
+    # nfacctd's own topics: its records as the lines Filebeat ships, with their flow dataset.
+    assert [(n, f["id"], f["topics"], f["codec"], f["group_id"]) for n, f in flows] == [
+        ("kafka", "wlcg-soc-kafka-netflow", ["flows.netflow"], "plain", "wlcg-soc-logstash"),
+        ("kafka", "wlcg-soc-kafka-sflow", ["flows.sflow"], "plain", "wlcg-soc-logstash"),
+    ]
+    for (_name, flow), dataset in zip(flows, ["netflow.flow", "sflow.flow"], strict=True):
+        assert dict(flow["add_field"]) == {"[event][module]": [dataset.split(".")[0]], "[event][dataset]": [dataset]}
+        assert (
+            flow["client_id"] != kafka["client_id"] and flow["ssl_keystore_location"] == kafka["ssl_keystore_location"]
+        )
+    # Transport only: no [event][original] copy of each record (the plain codec's with ECS on).
+    (entry,) = [p for p in yaml.safe_load(out["pipelines.yml"]) if p["pipeline.id"] == "wlcg-soc-kafka"]
+    assert entry["pipeline.ecs_compatibility"] == "disabled"
     tree = parsed(out["wlcg-soc-zeek.conf"])
     assert plugins(tree, "filter") == []
     ((name, output),) = plugins(tree, "output")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import testinfra
-from conftest import assert_one_node_at_a_time, assert_rolling_restart, search_request
+from conftest import assert_one_node_at_a_time, search_request
 
 NODES = {"es-node1": 9201, "es-node2": 9202, "es-node3": 9203}
 TRANSPORT = {"es-node1": 9301, "es-node2": 9302, "es-node3": 9303}
@@ -216,11 +216,6 @@ def test_scheduled_snapshot_runs_on_one_node(hosts):
     status, listed = api(host, 9201, "/_snapshot/soc-snapshots/soc-*")
     assert status == 200, listed
     assert [s["state"] for s in listed["snapshots"]] == ["SUCCESS"], listed
-
-
-def test_rolling_restart_went_one_node_at_a_time(hosts):
-    """After the side effect: every node restarted, and none stopped before the previous one ran again."""
-    assert_rolling_restart(hosts, "elasticsearch")
 
 
 def test_upgrade_kept_the_data_and_left_one_version(hosts):

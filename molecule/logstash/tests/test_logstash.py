@@ -6,7 +6,9 @@ with the MISP sync's own code) and written through the collection's ingest pipel
 zeek-default data stream of the OpenSearch node on ls-search, and real pmacct flow records (a
 real capture exported by softflowd to a real nfacctd on the controller) into flows-default;
 clients without a certificate of the site CA refused; with memcached stopped the events still
-arrive, tagged, and counted in Logstash's node stats."""
+arrive, tagged, and counted in Logstash's node stats. Last, the Kafka tier end to end: real
+Zeek logs written on ls-sensor, shipped by the filebeat role's Filebeat to the broker on
+ls-kafka, read by Logstash's Kafka input and written, enriched, into zeek-default."""
 
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ ADMIN = ("admin", "molecule-admin-pw-0123")
 SEARCH_CA = "/etc/opensearch/certs/ca.crt"
 STREAM = "zeek-default"
 FLOWS = "flows-default"
+# The sensor, and zeekctl's live log directory there (the filebeat role's default).
+SENSOR = "ls-sensor"
+SENSOR_LIVE = "/var/log/zeek/current"
 CLIENT_DIR = "/root/beats-client"
 STANDIN = "/usr/share/logstash/logstash-core/lib/standin/logstash.py"
 BEATS_PORT = 5044
@@ -536,19 +541,115 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def test_memcached_down_at_start_the_pipelines_wait_for_it(pipe, search, pipe_address, client_files, logs):
     """Logstash started while memcached is down: the memcached filters cannot register, so the
-    Zeek and flows pipelines do not start; events sent meanwhile wait in the Beats pipeline's
+    Zeek and flows pipelines do not start (the input pipelines do); events sent meanwhile wait in the Beats pipeline's
     persisted queue. Once memcached answers, the pipelines start at the next reload interval
     (logstash_reload_interval_seconds), without a restart, and the events arrive."""
-    every = {"wlcg-soc-beats", "wlcg-soc-zeek", "wlcg-soc-flows"}
+    inputs = {"wlcg-soc-beats", "wlcg-soc-kafka"}
+    every = inputs | {"wlcg-soc-zeek", "wlcg-soc-flows"}
     run = f"memcached-late-{uuid.uuid4().hex[:8]}"
     pipe.check_output("systemctl stop memcached")
     try:
         pipe.check_output("systemctl restart logstash")
-        wait_for(lambda: "wlcg-soc-beats" in running_pipelines(pipe), 120, "the Beats pipeline")
-        assert running_pipelines(pipe) == {"wlcg-soc-beats"}
+        wait_for(lambda: inputs <= running_pipelines(pipe), 120, "the input pipelines")
+        assert running_pipelines(pipe) == inputs
         send(pipe_address, client_files, [filebeat_event("dns", logs["dns"][0], run)])
     finally:
         pipe.check_output("systemctl start memcached")
     wait_for(lambda: running_pipelines(pipe) == every, 60, "the Zeek and flows pipelines")
     (doc,) = documents(search, run, 1)
     assert doc["_source"]["event"]["dataset"] == "zeek.dns"
+
+
+# --- the Kafka tier: Filebeat on the sensor, the broker, Logstash's Kafka input ----------------
+
+
+def append_as_zeek(sensor: str, logs: dict[str, list[str]]) -> None:
+    """Append lines to the live logs (<LIVE>/<log>.log) on the sensor as the zeek user, with
+    the umask that keeps them to the zeek group, as zeekctl's logger writes them."""
+    podman = shutil.which("podman")
+    assert podman, "podman is needed on the controller"
+    for log, lines in logs.items():
+        subprocess.run(
+            [
+                podman,
+                "exec",
+                "-i",
+                sensor,
+                "runuser",
+                "-u",
+                "zeek",
+                "--",
+                "sh",
+                "-ec",
+                f"umask 027; cat >> {SENSOR_LIVE}/{log}.log",
+            ],
+            input="".join(line + "\n" for line in lines),
+            text=True,
+            check=True,
+        )
+
+
+def test_zeek_logs_through_kafka_arrive_as_ecs_with_the_misp_hits(pipe, search, logs, indicators, misp_keys):
+    """Real Zeek logs written on the sensor: Filebeat (the filebeat role's Kafka output) to the
+    wlcg-soc.zeek topic, Logstash's Kafka input to the Zeek pipeline (MISP lookups), into
+    zeek-default with the sensor's host name."""
+    memcached_set(pipe, misp_keys)
+    listed = set(indicators.values())
+    conn = [line for n, line in enumerate(logs["conn"]) if n < 100 or any(a in line for a in listed)]
+    written = {"conn": conn} | {log: logs[log][:n] for log, n in OTHER_LOGS.items()}
+    kafka_before = node_stats(pipe)["wlcg-soc-kafka"]["events"]["out"]
+    append_as_zeek(SENSOR, written)
+
+    hits = documents(search, SENSOR, sum(len(lines) for lines in written.values()), timeout=240)
+    docs = [h["_source"] for h in hits]
+    datasets: dict[str, int] = {}
+    for doc in docs:
+        datasets[doc["event"]["dataset"]] = datasets.get(doc["event"]["dataset"], 0) + 1
+        assert doc["event"].get("kind") != "pipeline_error", doc.get("error")
+        assert doc["agent"]["type"] == "filebeat" and doc["log"]["file"]["path"].startswith(SENSOR_LIVE)
+    assert datasets == {zeek_logs.dataset(log): len(lines) for log, lines in written.items()}
+    enriched = [d for d in docs if "enrichments" in d.get("threat", {})]
+    assert enriched and all(d["event"]["dataset"] == "zeek.connection" for d in enriched)
+    assert {e["matched"]["atomic"] for d in enriched for e in d["threat"]["enrichments"]} == listed
+    # They came through the broker, not the Beats input.
+    assert node_stats(pipe)["wlcg-soc-kafka"]["events"]["out"] - kafka_before == len(docs)
+
+
+def flow_packets(search, collector: str) -> int:
+    """The packets of the flows to the collector's port 40009 in flows-default (those the probe
+    beside the broker exported to nfacctd on the sensor)."""
+    search_api(search, f"/{FLOWS}/_refresh", "POST")
+    query = {"bool": {"filter": [{"term": {"destination.ip": collector}}, {"term": {"destination.port": 40009}}]}}
+    status, found = search_api(search, f"/{FLOWS}/_search", "POST", {"size": 1000, "query": query})
+    if status != 200:
+        return 0
+    return sum(h["_source"]["network"]["packets"] for h in found["hits"]["hits"])
+
+
+def test_nfacctd_records_through_kafka_arrive_as_flows(search):
+    """nfacctd on the sensor writes its records to Kafka itself (nfacctd_output kafka): Logstash
+    reads its topic and they arrive as netflow.flow documents, as from nfacctd's files."""
+    sensor, broker = testinfra.get_host(f"podman://{SENSOR}"), testinfra.get_host("podman://ls-kafka")
+    collector = sensor.check_output("hostname -I").split()[0]
+    exporter = broker.check_output("hostname -I").split()[0]
+    # test_kafka.py sent the same traffic before: those flows arrive first.
+    wait_for(lambda: flow_packets(search, collector) % 20 == 0 and flow_packets(search, collector) > 0, 180,
+             "the flows test_kafka.py made")  # fmt: skip
+    before = flow_packets(search, collector)
+    broker.check_output(f"python3 /usr/local/lib/send-traffic.py {collector}")
+    wait_for(lambda: flow_packets(search, collector) >= before + 20, 180, "the new flows")
+    assert flow_packets(search, collector) == before + 20
+    query = {"bool": {"filter": [{"term": {"destination.ip": collector}}, {"term": {"destination.port": 40009}}]}}
+    _status, found = search_api(search, f"/{FLOWS}/_search", "POST", {"size": 1000, "query": query})
+    for hit in found["hits"]["hits"]:
+        doc = hit["_source"]
+        assert hit["_index"].startswith(f".ds-{FLOWS}-"), hit["_index"]
+        assert (doc["event"]["dataset"], doc["event"]["module"], doc["event"]["kind"]) == (
+            "netflow.flow",
+            "netflow",
+            "event",
+        ), doc.get("error")
+        assert doc["observer"]["ip"] == exporter and doc["source"]["ip"] == exporter
+        assert doc["network"]["transport"] == "udp" and doc["network"]["community_id"].startswith("1:")
+        # Only the record's fields: no copy of it (event.original), no raw line.
+        assert "original" not in doc["event"] and "message" not in doc, doc

@@ -1,4 +1,5 @@
-"""Verify the kafka role on kafka-broker, and nfacctd on kafka-flows writing to it."""
+"""Verify the kafka role on ls-kafka, and nfacctd on ls-sensor writing to it (Filebeat on
+ls-sensor through the broker into Logstash: test_logstash.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import uuid
 import pytest
 import testinfra
 
-BROKER = "kafka-broker:9092"
+BROKER = "ls-kafka:9092"
 CERTS = "/etc/kafka/certs"
 HOME = "/opt/wlcg-soc/kafka"
 NFACCTD_TLS = "/etc/wlcg-soc/nfacctd/tls"
-# What converge.yml's inventory asks for: partitions, retention.ms, retention.bytes.
+# What molecule.yml's inventory asks for: partitions, retention.ms, retention.bytes.
 TOPICS = {
     "wlcg-soc.zeek": (3, 24 * 3600000, 104857600),
     "wlcg-soc.netflow": (3, 24 * 3600000, 104857600),
     "wlcg-soc.sflow": (3, 24 * 3600000, 104857600),
     "flows.netflow": (2, 6 * 3600000, 52428800),
+    "flows.sflow": (3, 24 * 3600000, 104857600),
 }
 HARDENING = {
     "User": "kafka",
@@ -40,12 +42,12 @@ HARDENING = {
 
 @pytest.fixture(scope="module")
 def broker():
-    return testinfra.get_host("podman://kafka-broker")
+    return testinfra.get_host("podman://ls-kafka")
 
 
 @pytest.fixture(scope="module")
 def flows():
-    return testinfra.get_host("podman://kafka-flows")
+    return testinfra.get_host("podman://ls-sensor")
 
 
 def default_address(host) -> str:
@@ -117,9 +119,9 @@ def test_settings(broker):
     for line in (
         "process.roles=broker,controller",
         "node.id=1",
-        "controller.quorum.voters=1@kafka-broker:9093",
+        "controller.quorum.voters=1@ls-kafka:9093",
         "listeners=CLIENTS://:9092,CONTROLLER://:9093",
-        "advertised.listeners=CLIENTS://kafka-broker:9092",
+        "advertised.listeners=CLIENTS://ls-kafka:9092",
         "listener.security.protocol.map=CLIENTS:SSL,CONTROLLER:SSL",
         "ssl.client.auth=required",
         "auto.create.topics.enable=false",
@@ -134,7 +136,7 @@ def test_both_listeners_are_tls(broker):
     for port in (9092, 9093):
         out = broker.run(f"openssl s_client -connect 127.0.0.1:{port} -CAfile {CERTS}/ca.crt </dev/null 2>&1")
         assert "Verify return code: 0 (ok)" in out.stdout, out.stdout
-        assert "CN = kafka-broker" in out.stdout or "CN=kafka-broker" in out.stdout, out.stdout
+        assert "CN = ls-kafka" in out.stdout or "CN=ls-kafka" in out.stdout, out.stdout
 
 
 def test_topics_exist_with_their_partitions(flows):
@@ -216,7 +218,7 @@ def test_nfacctd_kafka_settings(flows):
     for line in (
         "plugins: kafka[netflow]",
         "kafka_topic[netflow]: flows.netflow",
-        "kafka_broker_host[netflow]: kafka-broker",
+        "kafka_broker_host[netflow]: ls-kafka",
         "kafka_broker_port[netflow]: 9092",
     ):
         assert f"\n{line}\n" in conf, line
