@@ -258,6 +258,22 @@ def test_failures_are_kept_with_why(node, logs):
     assert "community_id" not in high_port["network"]
 
 
+def test_a_record_the_router_cannot_read_keeps_its_line(node, logs):
+    """The router drops message only once the record is ECS: a record its script refuses
+    (no dataset, a bad ts) is kept with the line as it came, and the record's fields stay
+    where the decode left them."""
+    bad_ts = json.dumps(dict(json.loads(logs["conn"][0]), ts="yesterday"))
+    docs = simulate(
+        node,
+        [{"message": logs["dns"][0], "@timestamp": "2026-12-06T00:00:00Z"}, zeek_doc(bad_ts, "zeek.connection")],
+        "wlcg-soc-zeek",
+    )
+    for doc, line in zip(docs, [logs["dns"][0], bad_ts], strict=True):
+        assert doc["event"]["kind"] == "pipeline_error" and doc["error"]["id"] == "zeek-common", doc
+        assert doc["message"] == line and doc["event"]["ingested"], doc
+        assert "source" not in doc and "related" not in doc, doc
+
+
 def test_what_the_pipelines_make_is_mapped_and_what_dashboards_query_exists(ecs):
     produced = set()
     for pairs in ecs.values():
