@@ -4,6 +4,7 @@ a real Elasticsearch and a real OpenSearch node with a file system repository.""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -91,3 +92,21 @@ def test_a_failed_snapshot_deletes_nothing(search_node, tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     done = script(tmp_path / "bad.json", "")
     assert done.returncode == 1 and "lacks url, repository, indices" in done.stderr
+
+
+def test_retention_breaks_ties_of_the_cached_clock():
+    """Snapshots taken within one tick of the cluster's cached clock share a start time: the
+    end time, then the name, tell which is newer."""
+    spec = importlib.util.spec_from_file_location("search_snapshot", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    listed = [
+        {"snapshot": "soc-2026.12.07-134117-50e8a4", "state": "SUCCESS", "start_time_in_millis": 1000,
+         "end_time_in_millis": 1100},
+        {"snapshot": "soc-2026.12.07-134118-b9711e", "state": "SUCCESS", "start_time_in_millis": 1000,
+         "end_time_in_millis": 1100},
+        {"snapshot": "soc-2026.12.07-134118-e48c8b", "state": "SUCCESS", "start_time_in_millis": 1000,
+         "end_time_in_millis": 1200},
+    ]  # fmt: skip
+    assert module.expired(listed, 0, 2, 10_000) == ["soc-2026.12.07-134117-50e8a4"]

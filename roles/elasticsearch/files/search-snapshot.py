@@ -74,7 +74,13 @@ def take(cluster: Cluster, config: dict, now_ms: int) -> str:
 
 def expired(snapshots: list[dict], retention_days: float, min_count: int, now_ms: int) -> list[str]:
     """Names to delete: older than the retention, except the newest ``min_count`` successful ones."""
-    newest = sorted(snapshots, key=lambda s: s.get("start_time_in_millis", 0), reverse=True)
+    # The clusters' start times come from a clock cached for ~200 ms: runs close together can
+    # share one, so the end time and then the name (UTC time first) break ties.
+    newest = sorted(
+        snapshots,
+        key=lambda s: (s.get("start_time_in_millis", 0), s.get("end_time_in_millis", 0), s["snapshot"]),
+        reverse=True,
+    )
     keep = [s["snapshot"] for s in newest if s.get("state") == "SUCCESS"][:min_count]
     limit = now_ms - retention_days * DAY_MS
     return [
