@@ -96,6 +96,11 @@ def search_request(host, url: str, ca: str, user: str, password: str, method: st
     return out["status"], out["body"]
 
 
+def default_address(host) -> str:
+    """A host's default IPv4 address: the source of its default route."""
+    return json.loads(host.check_output("ip -j -4 route get 192.0.2.1"))[0]["prefsrc"]
+
+
 def api_get(host, url: str, ca: str, user: str, password: str):
     """The JSON body of a GET that must answer 200, from ``host``, TLS verified with ``ca``."""
     status, body = search_request(host, url, ca, user, password)

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import testinfra
 import yaml
+from conftest import default_address
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests"))
@@ -75,11 +76,6 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
-
-
-def default_address(host) -> str:
-    """A host's default IPv4 address: the source of its default route."""
-    return json.loads(host.check_output("ip -j -4 route get 192.0.2.1"))[0]["prefsrc"]
 
 
 def copy_to(container: str, files: dict[str, list[str]]) -> None:

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import testinfra
+from conftest import default_address
 
 BROKER = "ls-kafka:9092"
 CERTS = "/etc/kafka/certs"
@@ -48,10 +49,6 @@ def broker():
 @pytest.fixture(scope="module")
 def flows():
     return testinfra.get_host("podman://ls-sensor")
-
-
-def default_address(host) -> str:
-    return json.loads(host.check_output("ip -j -4 route get 192.0.2.1"))[0]["prefsrc"]
 
 
 def kcat(cert: str, key: str, ca: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
-from conftest import search_request
+from conftest import default_address, search_request
 from pylogbeat import PyLogBeatClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -615,33 +615,37 @@ def test_zeek_logs_through_kafka_arrive_as_ecs_with_the_misp_hits(pipe, search, 
     assert node_stats(pipe)["wlcg-soc-kafka"]["events"]["out"] - kafka_before == len(docs)
 
 
-def flow_packets(search, collector: str) -> int:
-    """The packets of the flows to the collector's port 40009 in flows-default (those the probe
-    beside the broker exported to nfacctd on the sensor)."""
+def flows_to(search, collector: str) -> list[dict]:
+    """The flows to the collector's port 40009 in flows-default (those the probe beside the
+    broker exported to nfacctd on the sensor)."""
     search_api(search, f"/{FLOWS}/_refresh", "POST")
     query = {"bool": {"filter": [{"term": {"destination.ip": collector}}, {"term": {"destination.port": 40009}}]}}
     status, found = search_api(search, f"/{FLOWS}/_search", "POST", {"size": 1000, "query": query})
-    if status != 200:
-        return 0
-    return sum(h["_source"]["network"]["packets"] for h in found["hits"]["hits"])
+    return found["hits"]["hits"] if status == 200 else []
+
+
+def packets(hits: list[dict]) -> int:
+    return sum(h["_source"]["network"]["packets"] for h in hits)
 
 
 def test_nfacctd_records_through_kafka_arrive_as_flows(search):
     """nfacctd on the sensor writes its records to Kafka itself (nfacctd_output kafka): Logstash
     reads its topic and they arrive as netflow.flow documents, as from nfacctd's files."""
     sensor, broker = testinfra.get_host(f"podman://{SENSOR}"), testinfra.get_host("podman://ls-kafka")
-    collector = sensor.check_output("hostname -I").split()[0]
-    exporter = broker.check_output("hostname -I").split()[0]
-    # test_kafka.py sent the same traffic before: those flows arrive first.
-    wait_for(lambda: flow_packets(search, collector) % 20 == 0 and flow_packets(search, collector) > 0, 180,
-             "the flows test_kafka.py made")  # fmt: skip
-    before = flow_packets(search, collector)
+    collector, exporter = default_address(sensor), default_address(broker)
+
+    def settled() -> bool:
+        """test_kafka.py sent the same traffic (20 packets a time) before: its flows are in."""
+        total = packets(flows_to(search, collector))
+        return total > 0 and total % 20 == 0
+
+    wait_for(settled, 180, "the flows test_kafka.py made")
+    before = packets(flows_to(search, collector))
     broker.check_output(f"python3 /usr/local/lib/send-traffic.py {collector}")
-    wait_for(lambda: flow_packets(search, collector) >= before + 20, 180, "the new flows")
-    assert flow_packets(search, collector) == before + 20
-    query = {"bool": {"filter": [{"term": {"destination.ip": collector}}, {"term": {"destination.port": 40009}}]}}
-    _status, found = search_api(search, f"/{FLOWS}/_search", "POST", {"size": 1000, "query": query})
-    for hit in found["hits"]["hits"]:
+    wait_for(lambda: packets(flows_to(search, collector)) >= before + 20, 180, "the new flows")
+    hits = flows_to(search, collector)
+    assert packets(hits) == before + 20
+    for hit in hits:
         doc = hit["_source"]
         assert hit["_index"].startswith(f".ds-{FLOWS}-"), hit["_index"]
         assert (doc["event"]["dataset"], doc["event"]["module"], doc["event"]["kind"]) == (

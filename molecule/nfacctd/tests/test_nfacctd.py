@@ -7,6 +7,7 @@ import time
 
 import pytest
 import testinfra
+from conftest import default_address
 
 FLOW_DIR = "/var/lib/wlcg-soc/flows"
 CONF_DIR = "/etc/wlcg-soc/nfacctd"
@@ -58,11 +59,6 @@ def collector():
 @pytest.fixture(scope="module")
 def exporter():
     return testinfra.get_host("podman://nfacctd-exporter")
-
-
-def default_address(host) -> str:
-    """A host's default IPv4 address: the source of its default route."""
-    return json.loads(host.check_output("ip -j -4 route get 192.0.2.1"))[0]["prefsrc"]
 
 
 @pytest.fixture(scope="module")
