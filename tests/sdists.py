@@ -36,7 +36,9 @@ def sdist_path(project: str, version: str) -> Path:
     with _locked(cache / ".lock"):
         if not tarball.is_file():
             with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                # Data only, never installed here: a project's Python floor does not matter.
                 pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
+                pip.append("--ignore-requires-python")
                 subprocess.run([*pip, f"{project}=={version}", "-d", tmp], check=True)
                 found = list(Path(tmp).glob(f"{project}-*.tar.gz"))
                 if len(found) != 1:

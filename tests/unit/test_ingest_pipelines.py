@@ -227,6 +227,7 @@ def test_misp_hits_of_a_connection_become_threat_enrichments(node, logs):
         "info": ["Phishing wave", "C2 servers", "Old"],
         "type": ["ip-dst", "ip-src|port", "ip-src"],
         "matched_field": ["source.ip", "destination.ip"],
+        "indicator": [src, dst],
     }
     assert leaves(doc) - {f for f in leaves(doc) if f.startswith("zeek.")} <= mapped(MAPPINGS["properties"])
     (plain,) = simulate(node, [dict(zeek_doc(logs["conn"][0], "zeek.connection"), misp_lookup={})], "wlcg-soc-zeek")

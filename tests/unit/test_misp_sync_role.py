@@ -49,6 +49,8 @@ APPLY = """
 VALIDATE = checks_play("misp_sync")
 RECEIVER = APPLY + "        tasks_from: receiver\n"
 FIRST_CHANGE = "Install the packages"
+SEARCH = "https://search.example.org:9200"
+WRITER_UNSET = "misp_sync_heartbeat_password must be the password of misp_sync_heartbeat_username (soc_writer)"
 RECEIVER_FIRST_CHANGE = "Install SSH and Python"
 
 
@@ -70,6 +72,16 @@ BAD_INPUT = [
     ({"misp_sync_push_from": ["192.0.2.1,192.0.2.2"]}, 'misp_sync_push_from entry "192.0.2.1,192.0.2.2" must be'),
     ({"misp_sync_push_from": ["192.0.2.0/24 "]}, 'misp_sync_push_from entry "192.0.2.0/24 " must be'),
     ({"misp_sync_push_hosts": ["nosuchsync"]}, "misp_sync_push_hosts entry nosuchsync is not a host"),
+    # The heartbeat is on with a host, by default the site's soc_elasticsearch_hosts.
+    ({"misp_sync_heartbeat_hosts": [SEARCH]}, WRITER_UNSET),
+    ({"soc_elasticsearch_hosts": [SEARCH], "misp_sync_heartbeat_password": "CHANGE-ME-writer"}, WRITER_UNSET),
+    ({"misp_sync_heartbeat_hosts": [SEARCH], "misp_sync_heartbeat_password": "two\nlines"}, WRITER_UNSET),
+    (
+        {"misp_sync_heartbeat_hosts": ["http://search.example.org:9200"], "misp_sync_heartbeat_password": "pw"},
+        'misp_sync_heartbeat_hosts entry "http://search.example.org:9200" must be an https URL',
+    ),
+    ({"misp_sync_heartbeat_timeout": 0}, "misp_sync_heartbeat_timeout (0) must be at least 1"),
+    ({"misp_sync_heartbeat_data_stream": "Status"}, 'misp_sync_heartbeat_data_stream ("Status") a data stream'),
 ]
 BAD_IDS = [
     "url",
@@ -88,6 +100,12 @@ BAD_IDS = [
     "push-from-comma",
     "push-from-space",
     "push-hosts",
+    "heartbeat-no-password",
+    "heartbeat-placeholder",
+    "heartbeat-two-lines",
+    "heartbeat-http",
+    "heartbeat-timeout",
+    "heartbeat-stream",
 ]
 
 
@@ -134,6 +152,22 @@ def test_the_key_stays_out_of_the_output(playbook):
     res = playbook(APPLY, DEBIAN12, dict(GOOD, misp_sync_key=key + " with a space"))
     assert res.rc != 0, res.out
     assert key not in res.out, res.out
+
+
+def test_the_heartbeat_password_stays_out_of_the_output(playbook):
+    secret = "s3cr3t-writer-pw-0123456789"  # noqa: S105 - made up
+    res = playbook(
+        APPLY,
+        DEBIAN12,
+        dict(
+            GOOD,
+            misp_sync_heartbeat_hosts=[f"https://soc_writer:{secret}@search.example.org:9200"],
+            misp_sync_heartbeat_password=secret + "\n",
+        ),
+    )
+    assert res.rc != 0, res.out
+    assert 'misp_sync_heartbeat_hosts entry "https://***@search.example.org:9200" must be' in res.out, res.out
+    assert secret not in res.out, res.out
 
 
 def test_family_vars_define_the_same_keys():
@@ -196,6 +230,51 @@ def test_the_runtime_bound_covers_the_fetch_the_writes_and_the_pushes(playbook, 
     assert len(config["push"]["targets"]) == 17
     # 17 sensors, 8 at once: three rounds of at most 60 seconds.
     assert timeout_start(out["misp-sync.service"]) == 600 + 300 + 3 * 60
+
+
+HEARTBEAT = {"soc_elasticsearch_hosts": [SEARCH, "https://search2.example.org:9200"]}
+WRITER_PASSWORD = "Writer-pw 0123456789"  # noqa: S105 - made up
+
+
+def test_the_heartbeat_section_names_its_password_file_not_the_password(playbook, tmp_path):
+    out = render(playbook, tmp_path, "Debian", DEBIAN12, dict(HEARTBEAT, misp_sync_heartbeat_password=WRITER_PASSWORD))
+    config = json.loads(out["misp-sync.json"])
+    assert config["heartbeat"] == {
+        "hosts": HEARTBEAT["soc_elasticsearch_hosts"],
+        "data_stream": "status-default",
+        "username": "soc_writer",
+        "password_file": "-",
+        "ca_path": "/etc/ssl/certs/ca-certificates.crt",
+        "timeout": 10,
+        "host_name": "localhost",
+    }
+    assert WRITER_PASSWORD not in out["misp-sync.json"] + out["misp-sync.service"]
+    # The fetch, the writes, then the heartbeat's bound.
+    assert timeout_start(out["misp-sync.service"]) == 900 + 300 + 10
+    # No host, no heartbeat: no section, and the bound as before.
+    out = render(playbook, tmp_path, "Debian", DEBIAN12, {"misp_sync_heartbeat_password": WRITER_PASSWORD})
+    assert "heartbeat" not in json.loads(out["misp-sync.json"])
+    assert timeout_start(out["misp-sync.service"]) == 900 + 300
+
+
+@pytest.mark.parametrize(("extra", "lines"), [({}, 1), (HEARTBEAT, 2)], ids=["key", "key-and-password"])
+def test_the_key_file_holds_the_key_then_the_heartbeat_password(playbook, tmp_path, extra, lines):
+    """What systemd hands to the service: root's alone, the key, then the password."""
+    key_file = tmp_path / "misp-sync.key"
+    tasks = f"""
+    - ansible.builtin.include_role:
+        name: wlcg.soc.misp_sync
+        tasks_from: configure
+      vars:
+        __misp_sync_key_file: {key_file}
+        __misp_sync_config: {tmp_path}/misp-sync.json
+"""
+    variables = dict(GOOD, misp_sync_heartbeat_password=WRITER_PASSWORD, **extra)
+    res = playbook(role_play(ROLE, "Debian", tasks), DEBIAN12, variables, check=False)
+    assert res.rc == 0, res.out
+    assert key_file.read_text() == "\n".join([GOOD["misp_sync_key"], WRITER_PASSWORD][:lines]) + "\n"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert WRITER_PASSWORD not in res.out + (tmp_path / "misp-sync.json").read_text()
 
 
 # The push keys on the sensors (tasks/authorize.yml), run for real on this machine: two sync

@@ -61,8 +61,8 @@ def test_replay_stamps_each_record_now_in_its_own_format(tmp_path):
 def test_zeekctl_start_points_current_at_the_log_node(tmp_path, logger):
     prefix = tmp_path / "zeek"
     (prefix / "lib/zeekctl-double").mkdir(parents=True)
-    for name in ("zeekctl.py", "replay.py"):
-        shutil.copy(DOUBLE / name, prefix / "lib/zeekctl-double" / name)
+    for path in DOUBLE.glob("*.py"):
+        shutil.copy(path, prefix / "lib/zeekctl-double" / path.name)
     shutil.copytree(DOUBLE / "bin", prefix / "bin")
     (prefix / "etc").mkdir()
     spool, logs = tmp_path / "spool", tmp_path / "logs"

@@ -8,10 +8,11 @@ Follows zeekctl's documented command behaviour for what the role relies on:
   and exits 1 on an error; "<node> scripts are ok." for each node otherwise.
 - install: copies the policy to SpoolDir/installed-scripts-do-not-touch and writes
   zeekctl-config.sh into share/zeekctl/scripts, as zeekctl does.
-- deploy: check, install, stop, start. start: one process per node (the stub `zeek`),
-  pinned with taskset like zeekctl, the logger (else the manager) writing into its spool
-  directory with <LogDir>/current pointing there; stop: ends them. status: one line per
-  node.
+- deploy: check, install, stop, start. start: one process per node (the stub `zeek`, a
+  worker given its interface with -i), pinned with taskset like zeekctl, the logger (else
+  the manager) writing into its spool directory with <LogDir>/current pointing there, the
+  workers logging the DNS queries they capture into the same directory (worker.py); stop:
+  ends them. status: one line per node.
 - cron: records that it ran (SpoolDir/cron.log).
 """
 
@@ -143,6 +144,8 @@ def start():
         if running(cfg, node):
             continue
         argv = [os.path.join(PREFIX, "bin", "zeek"), node["name"]]
+        if node["type"] == "worker":
+            argv += ["-i", node["interface"]]
         if node["cpu"] is not None:
             argv = ["taskset", "-c", node["cpu"], *argv]
         env = dict(os.environ, ZEEK_DOUBLE_LOG_DIR=live) if node is writer else None

@@ -135,7 +135,7 @@ def test_service_runs_unprivileged_and_sandboxed(hosts, name):
 
 def test_templates_shape_new_indices(hosts):
     host, port = hosts["es-node2"], 9202
-    for name in ("wlcg-soc-zeek", "wlcg-soc-flows", "wlcg-soc-alerts"):
+    for name in ("wlcg-soc-zeek", "wlcg-soc-flows", "wlcg-soc-alerts", "wlcg-soc-status"):
         status, body = api(host, port, f"/_index_template/{name}")
         assert status == 200, body
         tpl = body["index_templates"][0]["index_template"]

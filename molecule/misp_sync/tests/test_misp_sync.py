@@ -1,8 +1,12 @@
-"""The threat-intel tier on five hosts: MISP double -> two sync hosts -> memcached + sensor."""
+"""The threat-intel tier on five hosts: MISP double -> two sync hosts -> memcached + sensor;
+the sync hosts' heartbeats -> the search tier's stand-in on misp-central."""
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
+import re
 import time
 
 import pytest
@@ -11,15 +15,20 @@ STATUS = "/var/lib/wlcg-soc/misp-sync/status.json"
 INTEL = "/var/lib/wlcg-soc/misp-sync/intel/misp.intel"
 SENSOR_INTEL = "/var/lib/wlcg-soc/intel/misp.intel"
 VENV_PY = "/opt/wlcg-soc/misp-sync/venv/bin/python"
+# What the search tier's stand-in received (molecule/misp_sync/files/search_receiver.py): 9200
+# has a certificate of the test CA the sync hosts trust, 9201 a self-signed one.
+RECEIVED = "/var/lib/search-receiver/requests.jsonl"
+WRITER = ("soc_writer", "molecule-writer-pw-0123")
 
 
-def wait_for_status(host, timeout: float = 180) -> dict:
-    """The timer's first run (5 s after converge) writes the status file."""
+def wait_for_status(host, timeout: float = 180, key: str = "last_success") -> dict:
+    """The timer's first run (5 s after converge) writes the status file: the run's outcome,
+    then its heartbeat's (``heartbeat_error``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if host.file(STATUS).exists:
             status = json.loads(host.file(STATUS).content_string)
-            if status.get("last_success"):
+            if status.get("last_success") and key in status:
                 return status
         time.sleep(2)
     journal = host.run("journalctl -u misp-sync.service --no-pager -n 50").stdout
@@ -29,6 +38,21 @@ def wait_for_status(host, timeout: float = 180) -> dict:
 @pytest.fixture(scope="module")
 def status(host):
     return wait_for_status(host.get_host("podman://misp-sync"))
+
+
+def received(host) -> list[dict]:
+    central = host.get_host("podman://misp-central")
+    text = central.file(RECEIVED).content_string if central.file(RECEIVED).exists else ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def heartbeats(host, name: str) -> list[dict]:
+    """The heartbeats that reached the trusted port from sync host ``name``, oldest first."""
+    return [r for r in received(host) if r["port"] == 9200 and "doc" in r and r["doc"]["host"]["name"] == name]
+
+
+def iso(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 @pytest.mark.hosts("misp-sync")
@@ -145,6 +169,70 @@ def test_key_is_root_only_and_nowhere_else(host, status):
 
 
 @pytest.mark.hosts("misp-sync")
+def test_each_run_writes_a_heartbeat_as_the_writer_over_verified_tls(host, status):
+    status = wait_for_status(host, key="heartbeat_error")
+    assert status["heartbeat_error"] is None
+    last_success = iso(status["last_success"])
+    beat = next(b for b in heartbeats(host, "misp-sync") if b["doc"]["misp_sync"]["last_success"] == last_success)
+    assert beat["method"] == "PUT" and re.fullmatch(r"/status-default/_create/[0-9a-f]{32}", beat["path"])
+    assert beat["authorization"] == "Basic " + base64.b64encode(":".join(WRITER).encode()).decode()
+    doc = beat["doc"]
+    assert {k: doc["event"][k] for k in ("kind", "module", "dataset", "outcome")} == {
+        "kind": "metric",
+        "module": "misp_sync",
+        "dataset": "misp_sync.status",
+        "outcome": "success",
+    }
+    assert doc["event"]["duration"] > 0 and "error" not in doc
+    assert doc["host"] == {"name": "misp-sync"} and doc["service"] == {"type": "misp_sync"}
+    sync = doc["misp_sync"]
+    assert sync["exit_code"] == 0 and doc["event"]["start"].startswith(last_success[:19])
+    assert (sync["intel_rows"], sync["memcached_keys"]) == (status["intel_rows"], status["memcached_keys"])
+    # The self-signed receiver, tried first, was refused at the handshake: nothing reached it.
+    untrusted = [r for r in received(host) if r["port"] == 9201]
+    assert any("unknown ca" in r.get("tls_error", "").lower() for r in untrusted), untrusted
+    assert not [r for r in untrusted if "doc" in r], untrusted
+    # The second sync host's heartbeats arrive too, under its own name.
+    wait_for_status(host.get_host("podman://misp-sync-2"), key="heartbeat_error")
+    assert heartbeats(host, "misp-sync-2")
+
+
+@pytest.mark.hosts("misp-sync")
+def test_the_writer_password_is_root_only_and_nowhere_else(host, status):
+    password = WRITER[1]
+    key = host.file("/etc/wlcg-soc/misp-sync.key")
+    assert key.user == "root" and key.mode == 0o600
+    assert key.content_string.splitlines()[1:] == [password]
+    assert password not in host.file("/etc/wlcg-soc/misp-sync.json").content_string
+    assert password not in host.file("/etc/systemd/system/misp-sync.service").content_string
+    assert password not in host.check_output("systemctl show misp-sync.service -p ExecStart -p Environment")
+    assert password not in host.file(STATUS).content_string
+    assert password not in host.check_output("journalctl -u misp-sync.service --no-pager -o cat")
+
+
+@pytest.mark.hosts("misp-sync")
+def test_a_search_outage_is_recorded_and_does_not_fail_the_run(host, status):
+    central = host.get_host("podman://misp-central")
+    central.run("systemctl stop search-receiver")
+    try:
+        assert host.run("systemctl start misp-sync.service").rc == 0
+        failed = json.loads(host.file(STATUS).content_string)
+        assert failed["last_error"] is None
+        for port in (9201, 9200):
+            assert f"https://misp-central:{port}: ConnectionError" in failed["heartbeat_error"], failed
+        journal = host.check_output("journalctl -u misp-sync.service --no-pager -o cat -n 20")
+        assert "misp-sync: heartbeat not written: " in journal
+    finally:
+        central.run("systemctl start search-receiver")
+    for _attempt in range(30):
+        if central.socket("tcp://0.0.0.0:9200").is_listening:
+            break
+        time.sleep(1)
+    assert host.run("systemctl start misp-sync.service").rc == 0
+    assert json.loads(host.file(STATUS).content_string)["heartbeat_error"] is None
+
+
+@pytest.mark.hosts("misp-sync")
 def test_misp_outage_keeps_the_last_good_state(host, status):
     """Last on purpose: stops and restarts the central MISP."""
     central = host.get_host("podman://misp-central")
@@ -157,6 +245,10 @@ def test_misp_outage_keeps_the_last_good_state(host, status):
         assert "unreachable" in failed["last_error"]
         assert failed["last_success"] == status["last_success"] or failed["last_success"] >= status["last_success"]
         assert host.file(INTEL).sha256sum == before
+        # The failed run's heartbeat names the failure and the last success.
+        beat = heartbeats(host, "misp-sync")[-1]["doc"]
+        assert beat["event"]["outcome"] == "failure" and beat["error"]["message"] == failed["last_error"]
+        assert beat["misp_sync"] == {"exit_code": 1, "last_success": iso(failed["last_success"])}
     finally:
         central.run("systemctl start misp-double")
     for _attempt in range(30):

@@ -91,7 +91,7 @@ def test_writer_adds_documents_and_nothing_else(hosts):
     assert api(host, port, "/_plugins/_security/api/internalusers", login=WRITER)[0] == 403
 
 
-def test_alerting_reads_and_keeps_its_own_state(hosts):
+def test_alerting_reads_keeps_its_own_state_and_adds_alerts(hosts):
     host, port = hosts["os-node1"], 9201
     alert = dict(EVENT, rule={"name": "r1"})  # ECS: rule is an object
     assert api(host, port, "/alerts-molecule-1/_doc?refresh=true", "POST", alert, login=WRITER)[0] == 201
@@ -99,7 +99,10 @@ def test_alerting_reads_and_keeps_its_own_state(hosts):
     assert status == 200 and found["hits"]["total"]["value"] >= 1, found
     assert api(host, port, "/elastalert_status", "PUT", login=ALERTING)[0] == 200
     assert api(host, port, "/elastalert_status/_doc", "POST", {"rule_name": "r1"}, login=ALERTING)[0] == 201
-    assert api(host, port, "/alerts-molecule-1/_doc", "POST", EVENT, login=ALERTING)[0] == 403
+    # Its alerts are documents of alerts-*; the traffic's families stay read-only to it.
+    assert api(host, port, "/alerts-molecule-1/_doc", "POST", alert, login=ALERTING)[0] == 201
+    assert api(host, port, "/zeek-molecule-1/_doc", "POST", EVENT, login=ALERTING)[0] == 403
+    assert api(host, port, "/alerts-molecule-1", "DELETE", login=ALERTING)[0] == 403
     assert api(host, port, "/zeek-molecule-1", "DELETE", login=ALERTING)[0] == 403
 
 

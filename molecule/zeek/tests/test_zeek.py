@@ -1,18 +1,45 @@
-"""The Zeek sensor: layout, NIC tuning, unprivileged capture, timers, scripts that parse."""
+"""The Zeek sensor: layout, NIC tuning, unprivileged capture, timers, scripts that parse; the
+Zeek double's workers logging the DNS queries on the capture links and their intel hits."""
 
 from __future__ import annotations
 
+import base64
 import configparser
+import json
+import shlex
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+import zeek_logs  # tests/zeek_logs.py: zat's real intel feed
+
 PREFIX = "/opt/zeek"
 SPOOL = "/var/spool/zeek"
+LIVE = "/var/log/zeek/current"
 INTEL = "/var/lib/wlcg-soc/intel/misp.intel"
 CAP_NET_ADMIN, CAP_NET_RAW = 12, 13
+# The send side of the capture links (the veth peers): an address on each, and a resolver
+# address that nobody answers (a static neighbour entry, so that queries go out at once).
+# Checksums are computed in software, as they arrive from a mirror port: Zeek drops packets
+# with a checksum the sending NIC was left to fill in (AF_Packet's CHECKSUM_ON).
+LINKS_UP = """
+set -e
+ethtool -K cap0p tx off >/dev/null
+ip addr replace 203.0.113.1/24 dev cap0p
+ip neigh replace 203.0.113.53 lladdr 02:00:00:00:00:35 dev cap0p nud permanent
+ethtool -K cap1p tx off >/dev/null
+ip addr replace 2001:db8:1::1/64 dev cap1p nodad
+ip neigh replace 2001:db8:1::53 lladdr 02:00:00:00:00:35 dev cap1p nud permanent
+"""
+LINKS_DOWN = """
+ip addr del 203.0.113.1/24 dev cap0p; ip neigh del 203.0.113.53 dev cap0p; ethtool -K cap0p tx on
+ip addr del 2001:db8:1::1/64 dev cap1p; ip neigh del 2001:db8:1::53 dev cap1p; ethtool -K cap1p tx on
+"""
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +212,68 @@ def test_every_script_the_role_writes_parses(host, tmp_path):
 
 def test_zeek_is_on_the_path_of_login_shells(host):
     assert host.check_output("bash -lc 'command -v zeekctl'") == f"{PREFIX}/bin/zeekctl"
+
+
+def live_records(host, log: str) -> list[dict]:
+    res = host.run(f"cat {LIVE}/{log}.log")
+    return [json.loads(line) for line in res.stdout.splitlines()] if res.rc == 0 else []
+
+
+@pytest.fixture
+def capture_links(host):
+    host.run_expect([0], f"bash -c {shlex.quote(LINKS_UP)}")
+    yield
+    host.run(f"bash -c {shlex.quote(LINKS_DOWN)}")
+
+
+@pytest.fixture
+def intel_feed_row(host):
+    """The first domain of zat's real feed, written to the intel file the zeek role loads as
+    the MISP sync writes it (atomically, meta.do_notice T); the file put back afterwards."""
+    row = next((r for r in zeek_logs.intel_feed() if r["indicator_type"] == "Intel::DOMAIN"), None)
+    assert row is not None
+    before = host.file(INTEL).content_string
+    header = "#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\tmeta.url\tmeta.do_notice\n"
+    line = f"{row['indicator']}\tIntel::DOMAIN\t{row['meta.source']}\t{row['meta.desc']}\t-\tT\n"
+
+    def replace(text: str) -> None:
+        data = base64.b64encode(text.encode()).decode()
+        new = f"{INTEL}.new"
+        host.run_expect([0], f"echo {data} | base64 -d > {new} && chmod 0644 {new} && mv {new} {INTEL}")
+
+    replace(header + line)
+    yield row
+    replace(before)
+
+
+def test_workers_log_dns_queries_and_intel_hits(host, capture_links, intel_feed_row):
+    """A query for the intel domain (in upper case) on cap0 and one for another domain over
+    IPv6 on cap1: both in dns.log, one intel.log record and one Intel::Notice for the first."""
+    domain = intel_feed_row["indicator"]
+    before = {log: len(live_records(host, log)) for log in ("dns", "intel", "notice")}
+    time.sleep(2.5)  # the workers poll the intel file once a second
+    host.run(f"dig +tries=1 +time=1 -b 203.0.113.1 @203.0.113.53 {shlex.quote(domain.upper())} A")
+    host.run("dig +tries=1 +time=1 -b 2001:db8:1::1 @2001:db8:1::53 www.example.org AAAA")
+    for _attempt in range(20):
+        dns = live_records(host, "dns")[before["dns"] :]
+        if len(dns) >= 2:
+            break
+        time.sleep(0.5)
+    assert [(r["query"], r["qtype_name"], r["id.orig_h"], r["id.resp_h"]) for r in dns] == [
+        (domain, "A", "203.0.113.1", "203.0.113.53"),
+        ("www.example.org", "AAAA", "2001:db8:1::1", "2001:db8:1::53"),
+    ]
+    hits = live_records(host, "intel")[before["intel"] :]
+    assert len(hits) == 1, hits
+    assert hits[0]["uid"] == dns[0]["uid"] and hits[0]["seen.node"].startswith("worker-cap0-")
+    assert {k: hits[0][k] for k in ("seen.indicator", "seen.indicator_type", "seen.where", "matched", "sources")} == {
+        "seen.indicator": domain,
+        "seen.indicator_type": "Intel::DOMAIN",
+        "seen.where": "DNS::IN_REQUEST",
+        "matched": ["Intel::DOMAIN"],
+        "sources": [intel_feed_row["meta.source"]],
+    }
+    notices = live_records(host, "notice")[before["notice"] :]
+    assert [(n["note"], n["msg"], n["uid"], n["peer_descr"]) for n in notices] == [
+        ("Intel::Notice", f"Intel hit on {domain} at DNS::IN_REQUEST", dns[0]["uid"], "manager")
+    ]

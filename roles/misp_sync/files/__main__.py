@@ -4,10 +4,13 @@
 
 ``python -m wlcg_soc_misp_sync --config /etc/wlcg-soc/misp-sync.json``. The package is
 the collection's module_utils (misp, misp_ioc, misp_memcached, memcache, zeek_intel)
-copied by the misp_sync role. The API key is read from the file the configuration names, never from
-the command line (``-`` reads it from standard input, where the unit connects the
-root-only key file). A status file records the last success and the counts, and the
-last error of any kind.
+and this directory's heartbeat copied by the misp_sync role. The secrets (the MISP key, the
+heartbeat's password) are read from the files the configuration names, never from the
+command line (``-`` reads the next line of standard input, where the unit connects the
+root-only key file: the key, then the password). A status file records the last success
+and the counts, and the last error of any kind. With a ``heartbeat`` section, each run
+then writes one document to the search tier (heartbeat.py); a heartbeat that fails is
+logged and kept in the status file (``heartbeat_error``), never the run's failure.
 
 An export much smaller than the last one is refused (``misp_ioc.check_drop``). To accept
 it once: ``--force``, or create the configuration's ``force_file`` (the role's one-shot
@@ -27,6 +30,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .heartbeat import beat
 from .memcache import MemcacheError
 from .misp import MispError
 from .misp_ioc import DropRefused, IntelWriteError, run
@@ -51,14 +55,24 @@ def unexpected(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}{where}"
 
 
+def read_secret(path: str) -> str:
+    with open(os.path.expandvars(path), encoding="utf-8") as handle:
+        return handle.readline().rstrip("\r\n")
+
+
 def load_config(path: str) -> dict[str, Any]:
+    """The configuration, with the MISP key and the heartbeat's password: each from its file,
+    or, where the file is ``-``, from the next line of standard input (systemd's
+    StandardInput=file: of the root-only key file)."""
     with open(path, encoding="utf-8") as handle:
         cfg = json.load(handle)
-    if cfg["misp_key_file"] == "-":  # systemd's StandardInput=file: of the root-only key
-        cfg["misp_key"] = sys.stdin.read().strip()
-    else:
-        with open(os.path.expandvars(cfg["misp_key_file"]), encoding="utf-8") as handle:
-            cfg["misp_key"] = handle.read().strip()
+    heartbeat = cfg.get("heartbeat")
+    sources = [cfg["misp_key_file"]] + ([heartbeat["password_file"]] if heartbeat else [])
+    lines = iter(sys.stdin.read().splitlines() if "-" in sources else [])
+    secrets = [next(lines, "") if source == "-" else read_secret(source) for source in sources]
+    cfg["misp_key"] = secrets[0].strip()
+    if heartbeat:
+        heartbeat["password"] = secrets[1]
     return cfg
 
 
@@ -129,34 +143,26 @@ def push(cfg: dict[str, Any]) -> dict[str, str]:
         return {target["name"]: answer for target, answer in zip(targets, answers, strict=True)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wlcg-soc-misp-sync", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="JSON configuration file")
-    parser.add_argument("--force", action="store_true", help="accept an export much smaller than the last one")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"misp-sync: cannot read the configuration: {bounded(str(exc))}", file=sys.stderr)
-        return 2
-    started = time.time()
+def sync(cfg: dict[str, Any], forced: bool, started: float) -> tuple[int, dict[str, Any]]:
+    """One run, recorded in the status file: its exit code, and its counts when it got as far
+    as the export (a success, or a failed push)."""
     status_file = cfg.get("status_file")
     force_file = cfg.get("force_file")
-    force = args.force or bool(force_file and os.path.exists(force_file))
+    force = forced or bool(force_file and os.path.exists(force_file))
     last = read_status(status_file)
     previous_keys = last.get("memcached_keys") if last.get("last_success") else None
     try:
         result = run(cfg, force=force, previous_keys=previous_keys if isinstance(previous_keys, int) else None)
     except DropRefused as exc:
-        return fail(status_file, started, f"export refused: {exc}", 4)
+        return fail(status_file, started, f"export refused: {exc}", 4), {}
     except (MispError, ValueError) as exc:
-        return fail(status_file, started, f"failed, nothing written (previous intel and keys kept): {exc}", 1)
+        return fail(status_file, started, f"failed, nothing written (previous intel and keys kept): {exc}", 1), {}
     except (MemcacheError, IntelWriteError) as exc:
-        return fail(status_file, started, f"failed: {exc}", 1)
+        return fail(status_file, started, f"failed: {exc}", 1), {}
     except OSError as exc:
-        return fail(status_file, started, f"failed: {exc}", 1)
+        return fail(status_file, started, f"failed: {exc}", 1), {}
     except Exception as exc:  # monitoring reads status.json, whatever failed
-        return fail(status_file, started, f"failed, {unexpected(exc)}", 1)
+        return fail(status_file, started, f"failed, {unexpected(exc)}", 1), {}
     if force and force_file:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(force_file)
@@ -173,8 +179,41 @@ def main(argv: list[str] | None = None) -> int:
         write_status(status_file, {**success, **result})
     if failed:
         print(f"misp-sync: push failed to {', '.join(failed)}", file=sys.stderr)
-        return 3
-    return 0
+        return 3, result
+    return 0, result
+
+
+def heartbeat(cfg: dict[str, Any], code: int, counts: dict[str, Any], started: float) -> None:
+    """Write the run's heartbeat; a failure goes to the journal and the status file only."""
+    status_file = cfg.get("status_file")
+    error, detour = beat(cfg["heartbeat"], read_status(status_file), code, counts, started)
+    if detour:
+        print(f"misp-sync: heartbeat {bounded(detour)}", file=sys.stderr)
+    if error:
+        error = bounded(error)
+        print(f"misp-sync: heartbeat not written: {error}", file=sys.stderr)
+    if status_file:
+        try:
+            write_status(status_file, {"heartbeat_error": error})
+        except OSError as exc:
+            print(f"misp-sync: cannot write {status_file}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wlcg-soc-misp-sync", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="JSON configuration file")
+    parser.add_argument("--force", action="store_true", help="accept an export much smaller than the last one")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"misp-sync: cannot read the configuration: {bounded(str(exc))}", file=sys.stderr)
+        return 2
+    started = time.time()
+    code, counts = sync(cfg, args.force, started)
+    if cfg.get("heartbeat"):
+        heartbeat(cfg, code, counts, started)
+    return code
 
 
 if __name__ == "__main__":
