@@ -34,6 +34,7 @@ logs, indicators, misp_keys = test_logstash.logs, test_logstash.indicators, test
 # The MISP sync's heartbeat (roles/misp_sync/files/heartbeat.py), as its runs write it.
 sys.path.insert(0, str(test_logstash.ROOT / "roles/misp_sync/files"))
 import heartbeat  # noqa: E402
+from zeek_double.replay import stamp  # noqa: E402 - tests/ is on the path (test_logstash)
 
 ALERT = "ls-alert"
 ALERTS = "alerts-default"
@@ -49,13 +50,10 @@ def alerting():
 
 
 def live(line: str) -> str:
-    """The record as Zeek writes it now: ``ts`` the current time, in the record's own format."""
+    """The record as Zeek writes it now: ``ts`` the current time, in the record's own format
+    (as the Zeek double's writer stamps the corpus)."""
     record = json.loads(line)
-    now = time.time()
-    if isinstance(record.get("ts"), str):
-        record["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-    else:
-        record["ts"] = round(now, 6)
+    record["ts"] = stamp(record.get("ts"), time.time())
     return json.dumps(record)
 
 
