@@ -108,6 +108,10 @@ lab-traffic: venv  ## Export flows into the running lab again (softflowd into nf
 	$(LAB_ENV) ansible-playbook tests/lab/traffic.yml -i inventories/lab
 	$(LAB_ENV) ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/summary.yml -i inventories/lab
 
+.PHONY: scenario
+scenario: venv  ## The workshop's exercise on the running lab: MISP event to alert and mail, with its times
+	$(LAB_ENV) ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook tests/lab/scenario.yml -i inventories/lab
+
 .PHONY: lab-destroy
 lab-destroy: venv  ## Remove the lab's containers, network and state
 	$(LAB_ENV) ansible-playbook tests/lab/destroy.yml -i inventories/lab

@@ -246,7 +246,11 @@ def test_chat_alerters_for_each_release(playbook, tmp_path):
 
 
 def test_pins_name_their_release():
-    for python, release in PYTHON.values():
+    """The releases the role's documentation gives per Python (Ubuntu 22.04's 3.10 to Debian 13's 3.13)."""
+    releases = {"3.10": "2.19.0", "3.11": "2.19.0", "3.12": "2.31.0", "3.13": "2.31.0"}
+    files = {p.name for p in (ROLE / "files/constraints").glob("*.txt")}
+    assert files == {f"constraints-py{python.replace('.', '')}.txt" for python in releases}
+    for python, release in releases.items():
         pins = (ROLE / f"files/constraints/constraints-py{python.replace('.', '')}.txt").read_text().splitlines()
         assert f"elastalert2=={release}" in pins and any(p.startswith("pytz==") for p in pins)
         assert all("==" in p for p in pins if p and not p.startswith("#"))

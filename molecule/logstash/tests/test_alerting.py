@@ -11,6 +11,7 @@ The corpus records are live traffic here: their ``ts`` is now, as Zeek writes it
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 import time
@@ -20,7 +21,7 @@ import pytest
 import test_logstash
 import testinfra
 import yaml
-from test_logstash import documents, filebeat_event, memcached_set, search_api, send, zeek_logs
+from test_logstash import FLOWS, documents, filebeat_event, flow_event, memcached_set, search_api, send, zeek_logs
 
 # The Logstash tests' fixtures, for these tests too.
 pipe, search, pipe_address, client_files = (
@@ -30,6 +31,7 @@ pipe, search, pipe_address, client_files = (
     test_logstash.client_files,
 )
 logs, indicators, misp_keys = test_logstash.logs, test_logstash.indicators, test_logstash.misp_keys
+flow_lines = test_logstash.flow_lines
 
 # The MISP sync's heartbeat (roles/misp_sync/files/heartbeat.py), as its runs write it.
 sys.path.insert(0, str(test_logstash.ROOT / "roles/misp_sync/files"))
@@ -57,17 +59,14 @@ def live(line: str) -> str:
     return json.dumps(record)
 
 
-def alerts(search, rule_id: str, run: str, expected: int, timeout: float = ALERT_WAIT) -> list[dict]:
-    """The alert documents of a rule for one test run (host.name), once there are ``expected``."""
-    query = {"bool": {"filter": [{"term": {"rule.id": rule_id}}, {"term": {"host.name": run}}]}}
-    deadline = time.monotonic() + timeout
-    while True:
-        search_api(search, f"/{ALERTS}/_refresh", "POST")
-        status, found = search_api(search, f"/{ALERTS}/_search", "POST", {"size": 100, "query": query})
-        hits = [h["_source"] for h in found["hits"]["hits"]] if status == 200 else []
-        if len(hits) >= expected or time.monotonic() > deadline:
-            return hits
-        time.sleep(3)
+def alerts(
+    search, rule_id: str, run: str | None, expected: int, timeout: float = ALERT_WAIT, field: str = "host.name"
+) -> list[dict]:
+    """The alert documents of a rule for one test run (``field``, host.name unless told; all
+    of the rule's when ``run`` is None), once there are ``expected``."""
+    also = ({"term": {"rule.id": rule_id}},)
+    hits = documents(search, run, expected, stream=ALERTS, timeout=timeout, field=field, also=also, exact=False)
+    return [h["_source"] for h in hits]
 
 
 def mails(alerting) -> list[dict]:
@@ -197,12 +196,48 @@ def test_zeek_intel_hit_alerts_with_the_indicator_and_where(pipe, search, pipe_a
         assert alert["threat"]["indicator"]["provider"] == record["sources"]
 
 
-def test_silent_sensor_and_stale_or_failing_misp_sync_alert(search, pipe_address, client_files, logs):
-    """A sensor that sent logs and went quiet, and MISP sync heartbeats (built by the misp_sync
-    role's own code) of a host that succeeded once and of one that fails; the scenario's
-    rules count a minute of silence."""
+def test_zeek_notice_and_capture_loss_alert_once_for_what_the_rules_select(search, pipe_address, client_files, logs):
+    """The corpus's notice (SSL::Invalid_Server_Cert, one of the scenario's notes) twice and as a
+    note not chosen; the corpus's capture-loss record of a worker as Zeek wrote it (0% lost) and
+    twice with 2% of its ACKs gaps (above the WG's 1%): one alert for each, none for the others."""
+    run = f"notice-{uuid.uuid4().hex[:8]}"
+    notice = json.loads(logs["notice"][0])
+    loss = json.loads(logs["capture_loss"][0])
+    lossy = dict(loss, gaps=round(loss["acks"] * 0.02), percent_lost=2.0)
+    events = [
+        filebeat_event("notice", live(json.dumps(r)), run)
+        for r in (notice, dict(notice, note="SSL::Certificate_Expired"), notice)
+    ]
+    events += [filebeat_event("capture_loss", live(json.dumps(r)), run) for r in (lossy, loss, lossy)]
+    send(pipe_address, client_files, events)
+    documents(search, run, len(events))
+
+    alerts(search, "zeek_notice", run, 1)
+    alerts(search, "capture_loss", run, 1)
+    time.sleep(25)  # two more rule runs: nothing more within realert
+    noticed = alerts(search, "zeek_notice", run, 1, timeout=0)
+    assert len(noticed) == 1 and noticed[0]["message"].startswith(f"Zeek notice {notice['note']}: "), noticed
+    assert notice["src"] in noticed[0]["event"]["reason"] and noticed[0]["rule"]["category"] == "intrusion-detection"
+    lost = alerts(search, "capture_loss", run, 1, timeout=0)
+    assert len(lost) == 1 and lost[0]["message"].startswith("Zeek capture loss 2.0% on " + run), lost
+    assert f"worker {loss['peer']}" in lost[0]["message"] and lost[0]["rule"]["category"] == "sensor-health"
+
+
+def test_silent_sources_and_stale_or_failing_misp_sync_alert(search, pipe_address, client_files, logs, flow_lines):
+    """A sensor that sent logs and went quiet, a flow exporter that did, the data sources, and
+    MISP sync heartbeats (built by the misp_sync role's own code) of a host that succeeded once
+    and of one that fails; the scenario's rules count a minute of silence."""
     run = f"silent-{uuid.uuid4().hex[:8]}"
-    send(pipe_address, client_files, [filebeat_event("conn", live(logs["conn"][0]), run)])
+    # A flow of the real capture as nfacctd writes it live, from an exporter of this run.
+    exporter = f"192.0.2.{uuid.uuid4().int % 250 + 2}"
+    stamp_now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = dict(json.loads(flow_lines[0]), peer_ip_src=exporter, timestamp_start=stamp_now, timestamp_end=stamp_now)
+    send(
+        pipe_address,
+        client_files,
+        [filebeat_event("conn", live(logs["conn"][0]), run), flow_event(json.dumps(record), run)],
+    )
+    documents(search, run, 1, stream=FLOWS)
     now = time.time()
     stale, failing = f"sync-ok-{run}", f"sync-ko-{run}"
     status = {"last_success": now - 60, "last_error": "MISP answered 503 Service Unavailable (previous intel kept)"}
@@ -221,3 +256,10 @@ def test_silent_sensor_and_stale_or_failing_misp_sync_alert(search, pipe_address
     synced = alerts(search, "misp_sync_stale", stale, 1, timeout=120)
     assert [a["alert"]["key"] for a in synced] == [stale], synced
     assert synced[0]["rule"]["category"] == "threat-intel" and synced[0]["event"]["severity"] == 73
+    exported = alerts(search, "silent_exporter", exporter, 1, timeout=120, field="alert.key")
+    assert [a["message"] for a in exported] == [f"Flow exporter {exporter} silent"], exported
+    # The data sources (event.module): NetFlow's went quiet after the flow above (or after
+    # converge's flow probes, when realert keeps the alert of that first silence); one per source.
+    sources = alerts(search, "silent_source", None, 1, timeout=120)
+    keys = [a["alert"]["key"] for a in sources]
+    assert "netflow" in keys and set(keys) <= {"zeek", "netflow", "sflow"} and len(keys) == len(set(keys)), keys

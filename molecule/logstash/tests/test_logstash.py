@@ -191,17 +191,28 @@ def search_api(search, path: str, method: str = "GET", body=None):
     return search_request(search, f"https://127.0.0.1:9200{path}", SEARCH_CA, *ADMIN, method, body)
 
 
-def documents(search, run: str, expected: int, stream: str = STREAM, timeout: float = 120) -> list[dict]:
-    """The documents of one test run (host.name), once there are ``expected`` of them."""
+def documents(
+    search,
+    run: str | None,
+    expected: int,
+    stream: str = STREAM,
+    timeout: float = 120,
+    field: str = "host.name",
+    also: tuple[dict, ...] = (),
+    exact: bool = True,
+) -> list[dict]:
+    """The documents of one test run (``field``, host.name unless told; any when ``run`` is
+    None) that match the ``also`` filters, once there are ``expected`` of them: exactly that
+    many unless ``exact`` is false (then those found by the deadline, for the caller to check)."""
+    filters = [*also, *([{"term": {field: run}}] if run is not None else [])]
     deadline = time.monotonic() + timeout
     while True:
         search_api(search, f"/{stream}/_refresh", "POST")
-        status, found = search_api(
-            search, f"/{stream}/_search", "POST", {"size": 1000, "query": {"term": {"host.name": run}}}
-        )
+        query = {"size": 1000, "query": {"bool": {"filter": filters}}}
+        status, found = search_api(search, f"/{stream}/_search", "POST", query)
         hits = found["hits"]["hits"] if status == 200 else []
         if len(hits) >= expected or time.monotonic() > deadline:
-            assert len(hits) == expected, f"{len(hits)} of {expected} documents of {run}: {status} {found}"
+            assert not exact or len(hits) == expected, f"{len(hits)} of {expected} documents of {run}: {status} {found}"
             return hits
         time.sleep(2)
 
