@@ -67,7 +67,7 @@ OTHER_GOOD_INPUT = {
         "elastalert_shipped_rules": {
             "capture_loss": {"threshold_percent": 5, "alerters": ["email"]},
             "zeek_notice": {"enabled": False},
-            "silent_sensor": {"minutes": 10, "max_hosts": 50},
+            "silent_sensor": {"minutes": 10, "max_hosts": 50, "query_delay_seconds": 300},
         },
         **EMAIL,
     },
@@ -101,6 +101,10 @@ BAD_INPUT = [
         "capture_loss.threshold_percent must be a percentage, 0 to 100",
     ),
     ({"elastalert_shipped_rules": {"zeek_notice": {"notes": "Scan::Port_Scan"}}}, "zeek_notice.notes must be a list"),
+    (
+        {"elastalert_shipped_rules": {"silent_source": {"query_delay_seconds": "2m"}}},
+        "silent_source.query_delay_seconds must be a number of seconds, 0 or more",
+    ),
     ({"elastalert_shipped_rules": {"misp_match": {"alerters": ["sms"]}}}, "misp_match.alerters names unknown"),
     ({"elastalert_rules": [{"name": "misp_match", "rule": {}}]}, "none of the shipped rules'"),
     ({"elastalert_rules": [{"name": "bad name", "rule": {}}]}, "a file name of letters, digits, _ and -"),
@@ -197,6 +201,8 @@ def test_rules_valid_for_the_release_of_the_family(playbook, tmp_path, family, f
     assert loss == {"range": {"zeek.capture_loss.percent_lost": {"gt": 1.0}}}
     silent = rules["rule-silent_sensor.yaml"]
     assert (silent["type"], silent["query_key"], silent["use_terms_query"]) == ("flatline", "host.name", True)
+    # Terms queries go on from the previous run: late documents are counted within the delay.
+    assert all(rules[f"rule-{n}.yaml"]["query_delay"] == {"seconds": 120} for n in ("silent_source", "misp_sync_stale"))
     stale = rules["rule-misp_sync_stale.yaml"]
     assert (stale["index"], stale["timeframe"], stale["query_key"]) == ("status-*", {"minutes": 45}, "host.name")
 
