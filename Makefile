@@ -62,7 +62,7 @@ sanity: venv deps  ## ansible-test sanity on the collection
 
 .PHONY: unit
 unit: venv build deps  ## pytest unit tests (run against the built collection)
-	$(STAGE) unit -- pytest -n 2 tests/unit
+	$(STAGE) unit -- pytest -n 2 --durations=25 tests/unit
 
 .PHONY: readmes
 readmes: venv  ## Write roles/*/README.md from their meta/argument_specs.yml

@@ -27,6 +27,9 @@ options:
     description:
       - CA bundle (PEM) to verify the MISP server with, when its CA is not in the
         system trust store.
+      - Without it, the system trust store (OpenSSL's default CA file or directory, which
+        the C(wlcg.soc.common) role extends with the site CA) is used, not the CA bundle
+        that Python's requests library ships (certifi).
     type: path
   timeout:
     description:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import ssl
 import threading
 from http import HTTPStatus
 from typing import Any
@@ -113,6 +115,17 @@ def _redact(text: str, key: str) -> str:
     return text.replace(key, "********") if key else text
 
 
+def system_trust_store() -> str | bool:
+    """OpenSSL's default CA file, else its CA directory: the system trust store, with the
+    site CA the common role adds. requests would otherwise verify with certifi's bundle."""
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile and os.path.isfile(paths.cafile):
+        return paths.cafile
+    if paths.capath and os.path.isdir(paths.capath):
+        return paths.capath
+    return True
+
+
 def connect(
     url: str,
     key: str,
@@ -124,10 +137,10 @@ def connect(
     """A PyMISP client; PyMISP checks the URL and the key on construction."""
     if PYMISP_IMPORT_ERROR is not None:
         raise MispError(f"the pymisp library is required: {PYMISP_IMPORT_ERROR}")
-    ssl: bool | str = (ca_path or True) if validate_certs else False
+    verify: bool | str = (ca_path or system_trust_store()) if validate_certs else False
     watch = ResponseWatch()
     try:
-        return PyMISP(url, key, ssl=ssl, timeout=timeout, tool=tool, auth=watch)
+        return PyMISP(url, key, ssl=verify, timeout=timeout, tool=tool, auth=watch)
     except PyMISPError as exc:
         raise MispError(_describe(url, exc, key, watch)) from None
     except requests.RequestException as exc:

@@ -1,5 +1,6 @@
 """The MISP API endpoints of the double: servers, users, attributes and events (restSearch,
-view, add, edit, publish, delete), objects and tags, answered as MISP's controllers do."""
+view, add, edit, publish, delete), objects, tags and sightings (add, restSearch), answered
+as MISP's controllers do."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import re
 import time
 import uuid as uuidlib
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .php import (
@@ -24,6 +27,7 @@ from .php import (
     php_strval,
     split_value,
     status_name,
+    time_delta_modelled,
     timestamp_predicate,
 )
 from .search import (
@@ -32,8 +36,10 @@ from .search import (
     EVENT_PARAMS,
     EVENT_SEARCH_NOT_IMPLEMENTED,
     NOT_IMPLEMENTED_PARAMS,
+    SIGHTING_PARAMS,
     VALID_ATTRIBUTE_FORMATS,
     VALID_EVENT_FORMATS,
+    VALID_SIGHTING_FORMATS,
     AttributeSearch,
     harvest,
     misp_result_count,
@@ -41,9 +47,15 @@ from .search import (
     search_headers,
     set_filters,
 )
-from .store import R_ATTR, R_EV, R_OBJ, R_TAGS, R_TYPE, R_UUID, MispStore
+from .store import R_ATTR, R_EV, R_ID, R_OBJ, R_TAGS, R_TYPE, R_UUID, R_V1, R_V2, MispStore
 
 MISP_VERSION = "2.5.34"
+# CakePHP's Validation::uuid.
+_CAKE_UUID_RE = re.compile(
+    r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[0-5][a-fA-F0-9]{3}-[089aAbB][a-fA-F0-9]{3}-[a-fA-F0-9]{12}$"
+)
+# How MySQL reads a number out of a string it compares with a number: the numeric prefix.
+_MYSQL_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class MispApi:
@@ -117,11 +129,25 @@ class MispApi:
                 if controller == "attributes":
                     return self._attribute_rest_search(data)
                 return self._event_rest_search(data)
+        if key == ("sightings", "restSearch"):
+            if method == "POST" and php_empty(data):
+                raise MispError(
+                    400,
+                    "Either specify the search terms in the url, or POST a json with the filter parameters.",
+                    "/sightings/restSearch",
+                )
+            with self.store.lock:
+                return self._sighting_rest_search(method, positional, named, data, path)
         with self.store.lock:
             if key == ("events", "view"):
                 if not positional:
                     raise MispError(404, "Invalid event", path)
                 return 200, _dumps(self._view_event(positional[0], data, path)), {}
+            if key == ("sightings", "add"):
+                # Only a POST adds (is('post'): not PUT); MISP describes the API to others.
+                if method != "POST":
+                    raise MispError(405, "This method is only accessible via POST requests.", path)
+                return self._add_sighting(positional, data, path)
             if method not in ("POST", "PUT"):
                 raise MispError(405, "This method is only accessible via POST requests.", path)
             if key == ("events", "add"):
@@ -587,6 +613,8 @@ class MispApi:
         for attr_uuid, entry in list(self.store.attr_by_uuid.items()):
             if entry[0] == event_id:
                 del self.store.attr_by_uuid[attr_uuid]
+        # Event::quickDelete deletes the event's rows of `sightings` too.
+        self.store.sightings = {k: s for k, s in self.store.sightings.items() if s["event_id"] != event["id"]}
         self.store.touch()
         return {
             "saved": True,
@@ -754,6 +782,222 @@ class MispApi:
         self.store.touch()
         return 200, _dumps(_success("Tags", "attachTagToObject", message)), {}
 
+    # ----------------------------------------------------------- sightings
+    def _add_sighting(self, positional: list, data: Any, path: str) -> tuple[int, bytes, dict]:
+        """SightingsController::add (REST) and Sighting::saveSightings.
+
+        One sighting per attribute the URL's id or uuid (else the body's ``uuid`` or
+        ``id``) or the ``value``/``values`` select; HTTP 200 either way: ``{"Sighting":
+        {...}}``, the row of the last sighting saved (``find('first')``, all strings), or
+        ``{"message": "Could not add the Sighting. Reason: ..."}``.
+        """
+        ident: Any = positional[0] if positional else False
+        if ident == "stix":
+            raise MispError(501, "Not implemented by the MISP double: STIX sightings", path)
+        body = data if isinstance(data, dict) else {}
+        for wrapper in ("request", "Sighting"):
+            if body.get(wrapper) is not None:
+                body = body[wrapper] if isinstance(body[wrapper], dict) else {}
+        if not php_empty(body.get("date")) and not php_empty(body.get("time")):
+            timestamp: Any = _sighting_date_time(body["date"], body["time"], path)
+        else:
+            timestamp = body["timestamp"] if body.get("timestamp") is not None else int(time.time())
+        values = [body["value"]] if body.get("value") is not None else body.get("values")
+        for key in ("uuid", "id"):
+            if php_empty(ident) and body.get(key) is not None:
+                ident = body[key]
+        sighting_type = body["type"] if body.get("type") is not None else "0"
+        if isinstance(body.get("source"), list | dict):
+            raise MispError(500, status_name(500), path)  # trim() of an array: TypeError
+        source = php_strval(body.get("source")).strip(" \t\n\r\0\x0b")  # PHP's trim()
+        # Sighting::saveSightings
+        if not _php_in_0_1_2(sighting_type):
+            return _sighting_not_added("Invalid type, please change it before you POST 1000000 sightings.")
+        if not php_empty(ident) and isinstance(ident, list | dict):
+            raise MispError(500, status_name(500), path)  # explodeIdList: strpos() of an array
+        if php_empty(ident) and php_empty(values):
+            return _sighting_not_added("No valid attributes found.")
+        if not php_empty(body.get("filters")):
+            raise MispError(501, "Not implemented by the MISP double: filters (sightings)", path)
+        targets = self._sighting_targets(ident, values, path)
+        if not targets:
+            return _sighting_not_added("No valid attributes found that match the criteria.")
+        errors = _sighting_errors(timestamp, sighting_type)
+        org_id = self.store.local_org["id"]
+        saved: dict = {}
+        for record in targets:
+            attribute_id = str(record[R_ID])
+            if sighting_type == "2":  # `$type === '2'`: a JSON 2 does not replace
+                # An expiration replaces the org's earlier expirations of the attribute
+                # (deleted before the new row is validated).
+                self.store.sightings = {
+                    k: s
+                    for k, s in self.store.sightings.items()
+                    if not (s["org_id"] == org_id and s["type"] == "2" and s["attribute_id"] == attribute_id)
+                }
+            if errors:
+                return _sighting_not_added(json.dumps(errors, separators=(",", ":")))
+            saved = self.store.add_sighting(
+                record[R_ID], record[R_EV].id, _mysql_integer(timestamp), php_strval(sighting_type), source
+            )
+        return 200, _dumps({"Sighting": dict(saved)}), {}
+
+    def _sighting_targets(self, ident: Any, values: Any, path: str) -> list[tuple]:
+        """The attributes Sighting::saveSightings sights (fetchAttributesSimple, no
+        ORDER BY: taken in id order).
+
+        The double's user is a site admin, for whom buildConditions adds no condition:
+        deleted attributes and attributes of any event count.
+        """
+        _events, records = self.store.index()
+        if not php_empty(ident):
+            text = php_strval(ident)
+            if text.find("|") > 0:  # explodeIdList: the numeric ids of "1|2|x"
+                ids = {float(i) for i in text.split("|") if php_is_numeric(i)}
+                return [r for r in records if r[R_ID] in ids]
+            if len(text) == 36:  # any 36 characters are a uuid; attributes.uuid is utf8mb3_bin
+                return [r for r in records if r[R_UUID] == text]
+            return [r for r in records if r[R_ID] == _mysql_number(ident)]
+        # value1 and value2 are utf8mb3_unicode_ci columns: MySQL compares them case-
+        # insensitively (casefold models that, not its accent- or trailing-space-
+        # insensitivity). The full value of a composite attribute matches neither.
+        wanted = {php_strval(v).casefold() for v in _condition_items(values, path) if v is not None}
+        return [r for r in records if r[R_V1].casefold() in wanted or r[R_V2].casefold() in wanted]
+
+    def _sighting_rest_search(
+        self, method: str, positional: list, named: dict, data: Any, path: str
+    ) -> tuple[int, bytes, dict]:
+        """AppController::restSearch with Sighting::restSearch, JSON export (JsonExport).
+
+        ``{"response": [{"Sighting": {...}}, ...]}`` in sighting id order, each as
+        Sighting::getSightings builds it; X-Result-Count is 0 (Sighting::restSearch
+        takes no element counter).
+        """
+        # _harvestParameters: the body only for POST; ordered URL parameters by
+        # position (/sightings/restSearch/<context>/<returnFormat>/...), named ones by name.
+        filters = harvest(data, SIGHTING_PARAMS) if method == "POST" else {}
+        from_url = {
+            k: v for k, v in zip(SIGHTING_PARAMS, positional, strict=False) if v.lower() not in ("null", "0", "false")
+        }
+        from_url.update({k: named[k] for k in SIGHTING_PARAMS if k in named})
+        for k, v in from_url.items():
+            v = v.replace(";", ":").strip()
+            filters[k] = v.split("||") if v.find("||") > 0 else v
+        if not filters and method == "GET":
+            raise MispError(
+                400,
+                "Restsearch queries using GET and no parameters are not allowed. If you "
+                "have passed parameters via a JSON body, make sure you use POST requests.",
+                path,
+            )
+        return_format = filters.get("returnFormat")
+        if isinstance(return_format, list | dict):
+            raise MispError(500, status_name(500), path)  # an array as array key: TypeError
+        return_format = "json" if php_empty(return_format) or return_format == "download" else php_strval(return_format)
+        context = filters.get("context")
+        if "context" in filters and context not in ("event", "attribute"):
+            raise MispError(400, f"Invalid context {_php_interpolated(context)}.", path)
+        if not php_empty(context) and "id" not in filters and "uuid" not in filters:
+            raise MispError(400, "An ID or UUID must be provided if the context is set.", path)
+        if return_format not in VALID_SIGHTING_FORMATS:
+            raise MispError(404, "Invalid output format.", path)
+        # Conditions by column, as Sighting::restSearch builds them (a later one replaces
+        # an earlier one on the same column).
+        conditions: dict[str, Callable[[dict], bool]] = {}
+        if "from" in filters and "to" in filters:
+            spec: Any = [filters["from"], filters["to"]]
+        else:
+            spec = filters.get("last", "30d")
+        in_time = _sighting_time_predicate(spec, int(time.time()), path)
+        if in_time:
+            conditions["date_sighting"] = lambda s: in_time(int(s["date_sighting"]))
+        if "type" in filters:
+            types = {_mysql_number(v) for v in _condition_items(filters["type"], path)}
+            conditions["type"] = lambda s: int(s["type"]) in types
+        if "org_id" in filters:
+            conditions["org_id"] = self._sighting_org_predicate(filters["org_id"])
+        if "source" in filters:
+            # sightings.source is utf8mb3_bin: compared as is.
+            sources = {php_strval(v) for v in _condition_items(filters["source"], path) if v is not None}
+            conditions["source"] = lambda s: s["source"] in sources
+        ident = filters.get("id")
+        if not php_empty(ident):
+            ids = _php_array(ident)
+            for item in ids:
+                if not isinstance(item, int) or isinstance(item, bool):  # is_int(): JSON numbers only
+                    raise MispError(400, f"Invalid ID `{_php_interpolated(item)}` provided.", path)
+            column = {"attribute": "attribute_id", "event": "event_id"}.get(context)
+            if column:
+                wanted_ids = {str(i) for i in ids}
+                conditions[column] = lambda s: s[column] in wanted_ids
+        _events, records = self.store.index()
+        attributes = {r[R_ID]: r for r in records}
+        if not php_empty(filters.get("uuid")):
+            uuids = {php_strval(v) for v in _condition_items(filters["uuid"], path) if v is not None}
+            if context == "attribute":  # attributes.uuid is utf8mb3_bin
+                conditions["attribute_uuid"] = lambda s: attributes[int(s["attribute_id"])][R_UUID] in uuids
+            elif context == "event":
+                if not isinstance(filters["uuid"], list | dict):
+                    # CakePHP renders 'Event.uuid IN' => 'x' as `IN 'x'`: an SQL syntax error.
+                    raise MispError(500, status_name(500), path)
+                events = {str(self.store.event_by_uuid[u]) for u in uuids if u in self.store.event_by_uuid}
+                conditions["event_id"] = lambda s: s["event_id"] in events
+        if return_format != "json":
+            raise MispError(501, f"Not implemented by the MISP double: returnFormat {return_format}", path)
+        includes = [not php_empty(filters.get(k)) for k in ("includeAttribute", "includeEvent", "includeUuid")]
+        out = [
+            {"Sighting": self._sighting_out(s, attributes[int(s["attribute_id"])], *includes)}
+            for s in self.store.sightings.values()  # in id order
+            if all(check(s) for check in conditions.values())
+        ]
+        return 200, b'{"response": ' + _dumps(out) + b"}\n", search_headers(0)
+
+    def _sighting_org_predicate(self, value: Any) -> Callable[[dict], bool]:
+        """Sighting::restSearch's org_id filter as its code runs: only an organisation uuid
+        (negated with '!') sets the org id compared; any other value (a numeric id, an
+        unknown uuid) takes the id the previous item set, or none, and then nothing
+        matches (``org_id IN (NULL)``, ``org_id NOT IN (..., NULL)``)."""
+        current: str | None = None
+        wanted: list[str | None] = []
+        unwanted: list[str | None] = []
+        for item in _php_array(value):
+            negated = isinstance(item, str) and item[:1] == "!"
+            org_uuid = item[1:] if negated else item
+            if isinstance(org_uuid, str) and _CAKE_UUID_RE.match(org_uuid) and org_uuid in self.store.orgs:
+                current = self.store.orgs[org_uuid]["id"]
+            (unwanted if negated else wanted).append(current)
+
+        def check(sighting: dict) -> bool:
+            if wanted and sighting["org_id"] not in wanted:
+                return False
+            return not unwanted or (None not in unwanted and sighting["org_id"] not in unwanted)
+
+        return check
+
+    def _sighting_out(
+        self, sighting: dict, record: tuple, include_attribute: bool, include_event: bool, include_uuid: bool
+    ) -> dict:
+        """One sighting as Sighting::getSightings returns it. Under the default
+        Sightings_policy (event owner) a user sees every sighting of its own org, which
+        all of the double's are."""
+        attr, event = record[R_ATTR], self.store.events[record[R_EV].id]
+        # MispAttribute's `value` virtual field
+        value = record[R_V1] if record[R_V2] == "" else f"{record[R_V1]}|{record[R_V2]}"
+        out = {**sighting, "value": value}
+        if include_uuid:
+            out["attribute_uuid"] = attr["uuid"]
+            out["event_uuid"] = event["uuid"]
+        if include_attribute:
+            # The requested columns, then the virtual `value` (DboSource::fields).
+            out["Attribute"] = {k: attr[k] for k in ("id", "uuid", "type", "category", "to_ids")} | {"value": value}
+        if include_event:
+            orgc = self.store.org_by_id(event["orgc_id"])
+            out["Event"] = {k: event[k] for k in ("id", "uuid", "orgc_id", "org_id", "info")}
+            out["Event"]["Orgc"] = {"name": orgc["name"]}
+        org = self.store.org_by_id(sighting["org_id"])
+        out["Organisation"] = {k: org[k] for k in ("id", "uuid", "name")}
+        return out
+
 
 def _dumps(payload: Any) -> bytes:
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
@@ -772,6 +1016,92 @@ def _fail(controller: str, action: str, ident: Any, errors: Any) -> tuple[int, b
     url = f"/{controller.lower()}/{action}" + (f"/{ident}" if ident else "")
     body = {"saved": False, "name": name, "message": name, "url": url, "errors": errors}
     return 403, _dumps(body), {}
+
+
+def _sighting_not_added(reason: str) -> tuple[int, bytes, dict]:
+    """SightingsController::add (REST) when nothing was saved: HTTP 200 and a message."""
+    return 200, _dumps({"message": f"Could not add the Sighting. Reason: {reason}"}), {}
+
+
+def _sighting_date_time(date: Any, clock: Any, path: str) -> int:
+    """DateTime::createFromFormat('Y-m-d:H:i:s', "$date:$time")->getTimestamp(), the
+    server's timezone taken as UTC. PHP's roll-over of out-of-range fields and its
+    failure (a 500) are not modelled."""
+    try:
+        parsed = dt.datetime.strptime(f"{php_strval(date)}:{php_strval(clock)}", "%Y-%m-%d:%H:%M:%S")
+    except ValueError:
+        raise MispError(501, "Not implemented by the MISP double: this date/time form (sightings)", path) from None
+    return int(parsed.replace(tzinfo=dt.UTC).timestamp())
+
+
+def _sighting_errors(timestamp: Any, sighting_type: Any) -> dict[str, list[str]]:
+    """Sighting::$validate, in its field order, after beforeValidate (an empty
+    date_sighting becomes date('Y-m-d H:i:s'), which is not numeric). The date rule
+    has no message: CakeValidationSet then says 'This field cannot be left blank'."""
+    errors = {}
+    if php_empty(timestamp) or not php_is_numeric(timestamp):
+        errors["date_sighting"] = ["This field cannot be left blank"]
+    if php_strval(sighting_type) not in ("0", "1", "2"):  # Validation::inList compares (string)$check
+        errors["type"] = ["Invalid type. Valid options are: 0 (Sighting), 1 (False-positive), 2 (Expiration)."]
+    return errors
+
+
+def _sighting_time_predicate(spec: Any, now: int, path: str) -> Callable[[int], bool] | None:
+    """MispAttribute::setTimestampConditions on Sighting.date_sighting, for the time
+    forms ``resolve_time_delta`` models (others: 501)."""
+    items = spec if isinstance(spec, list) else [spec]
+    # A list of another length than 2 is refused before its items are read.
+    if isinstance(spec, dict) or (
+        (not isinstance(spec, list) or len(spec) == 2) and not all(time_delta_modelled(i) for i in items)
+    ):
+        raise MispError(501, "Not implemented by the MISP double: this from/to/last form (sightings)", path)
+    return timestamp_predicate(spec, now)
+
+
+def _php_in_0_1_2(value: Any) -> bool:
+    """PHP 8's loose ``in_array($value, [0, 1, 2])``."""
+    if isinstance(value, bool):
+        return True  # true == 1, false == 0
+    if isinstance(value, int | float):
+        return value in (0, 1, 2)
+    return isinstance(value, str) and php_is_numeric(value) and float(value) in (0, 1, 2)
+
+
+def _php_array(value: Any) -> list:
+    """What ``foreach`` walks: an array's (a JSON list's or object's) values, else the value."""
+    if isinstance(value, dict):
+        return list(value.values())
+    return value if isinstance(value, list) else [value]
+
+
+def _php_interpolated(value: Any) -> str:
+    """A value interpolated into a PHP string."""
+    return "Array" if isinstance(value, list | dict) else php_strval(value)
+
+
+def _condition_items(value: Any, path: str) -> list:
+    """The values of a CakePHP condition ``column => value`` (an array: ``IN``)."""
+    items = _php_array(value)
+    if any(isinstance(i, list | dict) for i in items):
+        raise MispError(501, "Not implemented by the MISP double: nested lists in sighting conditions", path)
+    return items
+
+
+def _mysql_number(value: Any) -> float | None:
+    """A scalar compared with an integer column in a CakePHP condition, as MySQL compares
+    it: null and '' are NULL (DboSource::value), other strings count by their numeric
+    prefix (0 without one)."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _MYSQL_NUMBER.match(php_strval(value))
+    return float(match.group(0)) if match else 0.0
+
+
+def _mysql_integer(value: Any) -> int:
+    """A numeric value stored in an integer column: MySQL rounds half away from zero."""
+    return int(Decimal(php_strval(value).strip()).to_integral_value(rounding=ROUND_HALF_UP))
 
 
 def _success(controller: str, action: str, message: str) -> dict:

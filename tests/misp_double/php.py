@@ -104,6 +104,18 @@ def resolve_time_delta(delta: Any, now: int) -> int:
     return parsed if parsed is not None else now + 1
 
 
+def time_delta_modelled(delta: Any) -> bool:
+    """Whether ``resolve_time_delta`` resolves ``delta`` as MISP does: a number, a value
+    whose last character is d/h/m/s (MISP decides the delta branch on that character
+    alone), '' (strtotime() fails), or an ISO 8601 date. Other strtotime() forms
+    ('yesterday', '1 week ago') and non-strings are not modelled."""
+    if php_is_numeric(delta):
+        return True
+    if not isinstance(delta, str):
+        return False
+    return delta == "" or delta[-1].lower() in ("d", "h", "m", "s") or _strtotime(delta) is not None
+
+
 def _strtotime(text: str) -> int | None:
     """The subset of PHP's strtotime() that matters here: ISO 8601 dates (UTC)."""
     candidate = text.strip().replace("Z", "+00:00")

@@ -195,6 +195,26 @@ EVENT_PARAMS = (
     "ttl",
 )
 
+# RestSearchComponent::$paramArray['Sighting'], in order: ordered URL parameters
+# (/sightings/restSearch/<context>/<returnFormat>/...) map onto it by position.
+SIGHTING_PARAMS = (
+    "context",
+    "returnFormat",
+    "id",
+    "uuid",
+    "type",
+    "from",
+    "to",
+    "last",
+    "org_id",
+    "source",
+    "includeAttribute",
+    "includeEvent",
+    "includeUuid",
+)
+# Sighting::$validFormats (restSearch answers 404 for anything else).
+VALID_SIGHTING_FORMATS = frozenset({"json", "xml", "csv"})
+
 # Filters MISP honours that change JSON results but that this double does not model:
 # a request setting one of them to a non-empty value gets HTTP 501 instead of a
 # silently wrong answer. (Keys without effect on a JSON export, e.g. the RPZ

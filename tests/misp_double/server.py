@@ -29,6 +29,10 @@ what a client expects:
   ``publish``), ``Event::_add``/``_edit``/``unpublishEvent``; objects:
   ``ObjectsController::add``; attributes: ``AttributesController::add``; tags:
   ``TagsController::attachTagToObject``; ``ServersController::getVersion``.
+* Sightings: ``SightingsController::add`` (REST), ``Sighting::saveSightings``,
+  ``Sighting::restSearch`` and ``getSightings`` (through ``AppController::restSearch``
+  and ``JsonExport``); their rows follow the ``sightings`` table of
+  ``INSTALL/MYSQL.sql``, every column a string (``PDO::ATTR_STRINGIFY_FETCHES``).
 
 Notable MISP behaviours this double reproduces on purpose:
 
@@ -49,13 +53,28 @@ Notable MISP behaviours this double reproduces on purpose:
   ``Event::set_filter_value`` (first character dropped), so they never exclude.
 * A tag filter whose positive tags all do not exist returns nothing; negated tags that
   do not exist are ignored; ``AND`` tags must all exist.
+* ``/sightings/add`` answers HTTP 200 also when it saves nothing (``{"message": "Could
+  not add the Sighting. Reason: ..."}``); by value it sights every attribute, deleted
+  ones and those of any event included, whose ``value1`` or ``value2`` equals a value
+  case-insensitively; only the string ``"2"`` as type replaces the org's earlier
+  expirations (MISP compares with ``===``).
+* ``/sightings/restSearch`` defaults to the last 30 days, takes ``id`` only as a JSON
+  integer (also without a context, where ``id`` and ``uuid`` then filter nothing),
+  answers 500 for a single (not list) ``uuid`` in the event context (CakePHP renders
+  ``IN 'x'``), and its ``org_id`` matches by organisation uuid only: a numeric id
+  matches nothing.
 
 What the double does NOT implement: the filters in ``NOT_IMPLEMENTED_PARAMS`` (answered
 with HTTP 501 when set to a non-empty value, instead of a silently wrong result);
 returnFormats other than json (501; unknown formats get MISP's 404); ACLs,
 distribution and sharing groups (the user is a site admin of the local org);
-``includeWarninglistHits``; proposals, sightings, galaxies, correlations, attachments, event reports, object references;
-object template validation and most attribute value validation; attribute filters of
+``includeWarninglistHits``; proposals, galaxies, correlations, attachments, event
+reports, object references; of sightings, all but ``/sightings/add`` and
+``/sightings/restSearch`` (json): they are not attached to events or attributes in
+other answers nor taken from events sent in, STIX sightings, ``filters`` on add and
+time filters other than numbers, d/h/m/s deltas and ISO 8601 dates get 501, and other
+methods than POST on ``/sightings/add`` get 405 (MISP describes the API); object
+template validation and most attribute value validation; attribute filters of
 ``/events/restSearch`` (501); the ``X-MISP-AUTH`` header; MySQL's accent-insensitive
 and trailing-space-insensitive comparisons (case-insensitivity is modelled). Relative
 time filters are resolved when a result is first computed and cached (``cache_ttl``,

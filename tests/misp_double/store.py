@@ -1,5 +1,5 @@
 """The MISP database of the double: events with their attributes, objects and tags,
-organisations, and the per-attribute index that restSearch filters."""
+organisations, sightings, and the per-attribute index that restSearch filters."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ _EMPTY: frozenset[int] = frozenset()
 
 
 class MispStore:
-    """The MISP database of the double: events, tags and organisations."""
+    """The MISP database of the double: events, tags, organisations and sightings."""
 
     def __init__(self, org_name: str, describe_types: dict | None):
         self.lock = threading.RLock()
@@ -90,6 +90,10 @@ class MispStore:
         self.tags: dict[str, dict] = {}  # lower-case name -> tag
         self.tags_by_id: dict[int, dict] = {}
         self.orgs: dict[str, dict] = {}  # uuid -> org
+        # id -> row of MISP's `sightings` table, every column a string as MISP's
+        # database layer (PDO::ATTR_STRINGIFY_FETCHES) returns it.
+        self.sightings: dict[int, dict] = {}
+        self.next_sighting_id = 1
         self.describe_types = describe_types
         self.local_org = self.org({"name": org_name, "uuid": str(uuidlib.uuid4())})
         self.generation = 0
@@ -187,6 +191,27 @@ class MispStore:
         self.object_ids.add(candidate)
         self.next_object_id += 1
         return candidate
+
+    def add_sighting(
+        self, attribute_id: int, event_id: int, date_sighting: int, sighting_type: str, source: str
+    ) -> dict:
+        """A new row of the `sightings` table (Sighting::save, by the local org)."""
+        sighting = {
+            "id": str(self.next_sighting_id),
+            "attribute_id": str(attribute_id),
+            "event_id": str(event_id),
+            "org_id": self.local_org["id"],
+            "date_sighting": str(date_sighting),
+            "uuid": str(uuidlib.uuid4()),
+            "source": source,
+            "type": sighting_type,
+        }
+        self.sightings[self.next_sighting_id] = sighting
+        self.next_sighting_id += 1
+        return sighting
+
+    def org_by_id(self, org_id: str) -> dict:
+        return next(o for o in self.orgs.values() if o["id"] == org_id)
 
     def type_defaults(self, attr_type: str) -> tuple[str | None, bool]:
         if self.describe_types:

@@ -46,6 +46,13 @@ CHAT = {
     "elastalert_command": ["/usr/local/bin/page-oncall", "--soc"],
     "elastalert_https_proxy": "http://proxy.example.org:3128",
 }
+MISP_KEY = "misp-Sighting-Key-0123456789"
+SIGHTINGS = {
+    "elastalert_misp_sightings": True,
+    "elastalert_misp_url": "https://misp.example.org",
+    "elastalert_misp_key": MISP_KEY,
+    "elastalert_misp_sighting_source": "Example Site SOC",
+}
 SITE_RULE = {
     "name": "ssh-from-outside",
     "rule": {
@@ -72,6 +79,10 @@ OTHER_GOOD_INPUT = {
         **EMAIL,
     },
     "site-rule": {"elastalert_rules": [SITE_RULE]},
+    "sightings": SIGHTINGS,
+    "sightings-intel-only": dict(
+        SIGHTINGS, elastalert_misp_sightings=False, elastalert_shipped_rules={"zeek_intel": {"misp_sighting": True}}
+    ),
     "group-hosts": {"elastalert_elasticsearch_hosts": [], "elastalert_elasticsearch_group": "all"},
 }
 BAD_INPUT = [
@@ -107,6 +118,14 @@ BAD_INPUT = [
     ),
     ({"elastalert_shipped_rules": {"misp_match": {"alerters": ["sms"]}}}, "misp_match.alerters names unknown"),
     ({"elastalert_rules": [{"name": "misp_match", "rule": {}}]}, "none of the shipped rules'"),
+    (dict(SIGHTINGS, elastalert_misp_key=""), "MISP sightings (misp_match, zeek_intel) need elastalert_misp_url"),
+    (dict(SIGHTINGS, elastalert_misp_url="http://misp.example.org"), 'elastalert_misp_url ("http://misp.example.org")'),
+    (dict(SIGHTINGS, elastalert_misp_key="CHANGE-ME-key"), "elastalert_misp_key (vault; one line, not a CHANGE-ME"),
+    (
+        {"elastalert_shipped_rules": {"zeek_intel": {"misp_sighting": "yes"}}},
+        "zeek_intel.misp_sighting must be true or false",
+    ),
+    ({"elastalert_shipped_rules": {"capture_loss": {"misp_sighting": True}}}, "capture_loss.misp_sighting is not a"),
     ({"elastalert_rules": [{"name": "bad name", "rule": {}}]}, "a file name of letters, digits, _ and -"),
 ]
 
@@ -233,6 +252,27 @@ def test_configuration_and_unit(playbook, tmp_path):
     assert SITE["elastalert_elasticsearch_password"] not in unit
 
 
+def test_misp_sightings(playbook, tmp_path):
+    """The indicator rules report sightings, with the MISP's settings in the configuration and the key in a file."""
+    tuned = dict(SITE, **SIGHTINGS, elastalert_shipped_rules={"zeek_intel": {"misp_sighting": False}})
+    out = render(playbook, tmp_path, "RedHat", ALMA, tuned)
+    config = yaml.safe_load(out["config.yaml"])
+    assert config["misp_url"] == "https://misp.example.org"
+    assert config["misp_key_file"] == "/etc/wlcg-soc/elastalert/misp.key"
+    assert config["misp_ca_certs"] == "/etc/pki/tls/certs/ca-bundle.crt"
+    assert (config["misp_sighting_source"], config["misp_timeout"]) == ("Example Site SOC", 30)
+    assert MISP_KEY not in out["config.yaml"]
+    rules = {name[5:-5]: yaml.safe_load(text) for name, text in out.items() if name.startswith("rule-")}
+    sighting = "wlcg_soc_alerting.alerters.MispSightingAlerter"
+    assert [name for name, rule in rules.items() if sighting in rule["alert"]] == ["misp_match"]
+    assert rules["misp_match"]["alert"] == ["wlcg_soc_alerting.alerters.AlertsIndexAlerter", sighting]
+    validator = jsonschema.Draft7Validator(schema(PYTHON["RedHat"][1]))
+    assert not list(validator.iter_errors(rules["misp_match"]))
+    # Without it, nothing of the MISP in the configuration.
+    plain = yaml.safe_load(render(playbook, tmp_path / "plain", "Debian", DEB, SITE)["config.yaml"])
+    assert not any(key.startswith("misp_") for key in plain)
+
+
 def test_chat_alerters_for_each_release(playbook, tmp_path):
     debian = yaml.safe_load(render(playbook, tmp_path / "deb", "Debian", DEB, dict(SITE, **CHAT))["config.yaml"])
     alma_out = render(
@@ -261,4 +301,6 @@ def test_pins_name_their_release():
     for python, release in releases.items():
         pins = (ROLE / f"files/constraints/constraints-py{python.replace('.', '')}.txt").read_text().splitlines()
         assert f"elastalert2=={release}" in pins and any(p.startswith("pytz==") for p in pins)
+        # The sighting alerter's client, at the release the misp_sync role pins.
+        assert "pymisp==2.5.34.4" in pins
         assert all("==" in p for p in pins if p and not p.startswith("#"))

@@ -508,6 +508,206 @@ def test_event_endpoints_follow_misp(misp_double):
     } <= requests_seen
 
 
+# ----------------------------------------------------------------------------- sightings
+
+SIGHTING_KEYS = {"id", "attribute_id", "event_id", "org_id", "date_sighting", "uuid", "source", "type"}
+SIGHTING_ERROR = "Could not add the Sighting. Reason: "
+
+
+def sighting_events(double: MispDouble) -> tuple[dict, dict]:
+    """Two events sharing 198.51.100.7 (also as value1 of an ip-dst|port), one deleted attribute."""
+    first = double.add_event(
+        {
+            "Event": {
+                "info": "sightings one",
+                "Attribute": [
+                    {"type": "ip-dst", "value": "198.51.100.7"},
+                    {"type": "ip-dst|port", "value": "198.51.100.7|443"},
+                    {"type": "domain", "value": "C2.Example"},
+                ],
+            }
+        }
+    )
+    second = double.add_event(
+        {
+            "Event": {
+                "info": "sightings two",
+                "Attribute": [
+                    {"type": "ip-src", "value": "198.51.100.7"},
+                    {"type": "domain", "value": "gone.example", "deleted": True},
+                ],
+            }
+        }
+    )
+    return double.get_event(first)["Event"], double.get_event(second)["Event"]
+
+
+def sightings(double: MispDouble, body: dict, context: str = "") -> list[dict]:
+    path = "/sightings/restSearch" + (f"/{context}" if context else "")
+    response = raw(double, body, path=path)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Result-Count"] == "0"  # Sighting::restSearch counts nothing
+    return [row["Sighting"] for row in response.json()["response"]]
+
+
+def test_sightings_add_follows_misp(misp_double):
+    one, two = sighting_events(misp_double)
+    attrs = {(ev["info"], a["value"]): a for ev in (one, two) for a in ev["Attribute"]}
+    shared = sorted(int(a["id"]) for a in attrs.values() if "198.51.100.7" in a["value"].split("|"))
+    assert len(shared) == 3
+
+    # By value: every attribute with it as value1 or value2, in every event; MISP
+    # answers with the last sighting saved.
+    answer = raw(
+        misp_double, {"values": ["198.51.100.7"], "source": " scanner ", "timestamp": NOW - 60}, path="/sightings/add"
+    )
+    assert answer.status_code == 200
+    saved = answer.json()["Sighting"]
+    assert set(saved) == SIGHTING_KEYS and all(isinstance(v, str) for v in saved.values())
+    assert saved["attribute_id"] == str(shared[-1]) and saved["event_id"] == two["id"]
+    assert (saved["source"], saved["type"], saved["date_sighting"]) == ("scanner", "0", str(NOW - 60))
+    assert saved["org_id"] == one["org_id"]
+    rows = sightings(misp_double, {"returnFormat": "json"})
+    assert sorted(int(r["attribute_id"]) for r in rows) == shared
+    assert len({r["uuid"] for r in rows}) == 3 and sorted(int(r["id"]) for r in rows) == [1, 2, 3]
+
+    # Case-insensitive (utf8mb3_unicode_ci), deleted attributes included; `value`
+    # wins over `values`; a `Sighting` or `request` wrapper is unwrapped.
+    by_case = raw(misp_double, {"Sighting": {"value": "c2.EXAMPLE", "values": ["x"]}}, path="/sightings/add")
+    assert by_case.json()["Sighting"]["attribute_id"] == attrs[("sightings one", "C2.Example")]["id"]
+    gone = raw(misp_double, {"request": {"value": "GONE.example"}}, path="/sightings/add").json()["Sighting"]
+    assert gone["attribute_id"] == attrs[("sightings two", "gone.example")]["id"]
+    # The full composite value is neither value1 nor value2.
+    composite = raw(misp_double, {"value": "198.51.100.7|443"}, path="/sightings/add")
+    assert composite.json() == {"message": SIGHTING_ERROR + "No valid attributes found that match the criteria."}
+
+    # By uuid: in the URL or the body; date + time as Y-m-d:H:i:s.
+    target = attrs[("sightings one", "198.51.100.7|443")]
+    in_url = raw(misp_double, {"source": "url"}, path=f"/sightings/add/{target['uuid']}").json()["Sighting"]
+    assert in_url["attribute_id"] == target["id"] and in_url["source"] == "url"
+    in_body = raw(
+        misp_double, {"uuid": target["uuid"], "date": "2024-05-01", "time": "12:30:00"}, path="/sightings/add"
+    )
+    assert in_body.json()["Sighting"]["date_sighting"] == "1714566600"
+    by_id = raw(misp_double, {"id": int(target["id"])}, path="/sightings/add").json()["Sighting"]
+    assert by_id["attribute_id"] == target["id"]
+
+    before = len(sightings(misp_double, {"last": 0}))
+    unknown = raw(misp_double, {"value": "203.0.113.250"}, path="/sightings/add")
+    assert unknown.status_code == 200
+    assert unknown.json() == {"message": SIGHTING_ERROR + "No valid attributes found that match the criteria."}
+    nothing = raw(misp_double, {"source": "x"}, path="/sightings/add").json()
+    assert nothing == {"message": SIGHTING_ERROR + "No valid attributes found."}
+    for bad in (3, "sighting", [1]):
+        refused = raw(misp_double, {"value": "198.51.100.7", "type": bad}, path="/sightings/add")
+        assert refused.status_code == 200
+        assert refused.json() == {
+            "message": SIGHTING_ERROR + "Invalid type, please change it before you POST 1000000 sightings."
+        }
+    # "1.0" passes the loose in_array() but not the model's inList validation.
+    invalid = raw(misp_double, {"value": "198.51.100.7", "type": "1.0"}, path="/sightings/add").json()
+    assert json.loads(invalid["message"].removeprefix(SIGHTING_ERROR)) == {
+        "type": ["Invalid type. Valid options are: 0 (Sighting), 1 (False-positive), 2 (Expiration)."]
+    }
+    assert len(sightings(misp_double, {"last": 0})) == before
+    assert (
+        raw(misp_double, {"value": "198.51.100.7", "filters": {"type": "ip-dst"}}, path="/sightings/add").status_code
+        == 501
+    )
+    describe = requests.get(misp_double.url + "/sightings/add", headers={"Authorization": misp_double.key}, timeout=30)
+    assert describe.status_code == 405
+
+    # Expiration (type "2") replaces the org's earlier expiration of the attribute; MISP
+    # checks `$type === '2'`, so a JSON 2 adds one without replacing.
+    expiring = attrs[("sightings one", "C2.Example")]
+    first = raw(misp_double, {"uuid": expiring["uuid"], "type": "2"}, path="/sightings/add").json()["Sighting"]
+    second = raw(misp_double, {"uuid": expiring["uuid"], "type": "2"}, path="/sightings/add").json()["Sighting"]
+    expirations = sightings(misp_double, {"type": "2"})
+    assert [r["id"] for r in expirations] == [second["id"]] and first["id"] != second["id"]
+    raw(misp_double, {"uuid": expiring["uuid"], "type": 2}, path="/sightings/add")
+    assert len(sightings(misp_double, {"type": 2})) == 2
+
+    # PyMISP
+    misp = client(misp_double)
+    added = misp.add_sighting({"values": ["198.51.100.7"], "source": "pymisp", "timestamp": NOW})
+    assert added["Sighting"]["source"] == "pymisp" and added["Sighting"]["attribute_id"] == str(shared[-1])
+    on_uuid = misp.add_sighting({"source": "pymisp-uuid"}, attribute=target["uuid"], pythonify=True)
+    assert on_uuid.attribute_id == target["id"] and on_uuid.source == "pymisp-uuid"
+    found = misp.search_sightings(context="event", context_id=int(one["id"]), source="pymisp")
+    assert sorted(s["Sighting"]["attribute_id"] for s in found) == sorted(str(i) for i in shared[:2])
+
+    # Event::quickDelete deletes the event's sightings.
+    assert raw(misp_double, {}, path=f"/events/delete/{two['id']}").status_code == 200
+    assert {r["event_id"] for r in sightings(misp_double, {"last": 0})} == {one["id"]}
+
+
+def test_sightings_rest_search_follows_misp(misp_double):
+    one, two = sighting_events(misp_double)
+    attrs = {(ev["info"], a["value"]): a for ev in (one, two) for a in ev["Attribute"]}
+    composite = attrs[("sightings one", "198.51.100.7|443")]
+    for source, when in (("scanner", NOW - 60), ("honeypot", NOW - 120), ("scanner", NOW - 40 * 86400)):
+        body = {"value": "198.51.100.7", "source": source, "timestamp": when}
+        assert raw(misp_double, body, path="/sightings/add").status_code == 200
+
+    # Default: the last 30 days.
+    assert len(sightings(misp_double, {"returnFormat": "json"})) == 6
+    assert len(sightings(misp_double, {"last": "60d"})) == 9
+    assert len(sightings(misp_double, {"from": NOW - 50 * 86400, "to": NOW - 86400})) == 3
+
+    in_event = sightings(misp_double, {"id": int(one["id"]), "source": "scanner"}, context="event")
+    assert {(r["event_id"], r["source"]) for r in in_event} == {(one["id"], "scanner")}
+    assert sorted(r["attribute_id"] for r in in_event) == sorted(
+        [composite["id"], attrs[("sightings one", "198.51.100.7")]["id"]]
+    )
+    plain = in_event[0]
+    assert set(plain) == SIGHTING_KEYS | {"value", "Organisation"}
+    assert set(plain["Organisation"]) == {"id", "uuid", "name"} and plain["Organisation"]["id"] == plain["org_id"]
+
+    on_attribute = sightings(misp_double, {"id": [int(composite["id"])], "includeAttribute": 1}, context="attribute")
+    assert len(on_attribute) == 2 and {r["source"] for r in on_attribute} == {"scanner", "honeypot"}
+    assert on_attribute[0]["value"] == "198.51.100.7|443"
+    assert on_attribute[0]["Attribute"] == {
+        "id": composite["id"],
+        "uuid": composite["uuid"],
+        "type": "ip-dst|port",
+        "category": composite["category"],
+        "to_ids": composite["to_ids"],
+        "value": "198.51.100.7|443",
+    }
+    by_uuid = sightings(
+        misp_double, {"uuid": composite["uuid"], "includeEvent": 1, "includeUuid": 1}, context="attribute"
+    )
+    assert [r["attribute_uuid"] for r in by_uuid] == [composite["uuid"]] * 2
+    assert by_uuid[0]["event_uuid"] == one["uuid"]
+    assert by_uuid[0]["Event"] == {k: one[k] for k in ("id", "uuid", "orgc_id", "org_id", "info")} | {
+        "Orgc": {"name": "ORGNAME"}
+    }
+    assert len(sightings(misp_double, {"uuid": [two["uuid"]]}, context="event")) == 2
+
+    # id must be a JSON integer (is_int), also without a context, where it filters nothing.
+    for context, body in (("event", {"id": one["id"]}), ("", {"id": [1, "2"]})):
+        refused = raw(misp_double, body, path="/sightings/restSearch" + (f"/{context}" if context else ""))
+        assert refused.status_code == 400
+        bad = body["id"] if isinstance(body["id"], str) else "2"
+        assert refused.json()["message"] == f"Invalid ID `{bad}` provided."
+    assert len(sightings(misp_double, {"id": int(one["id"])})) == 6
+    missing = raw(misp_double, {"source": "scanner"}, path="/sightings/restSearch/event")
+    assert missing.status_code == 400
+    assert missing.json()["message"] == "An ID or UUID must be provided if the context is set."
+    wrong = raw(misp_double, {"id": 1}, path="/sightings/restSearch/object")
+    assert wrong.status_code == 400 and wrong.json()["message"] == "Invalid context object."
+    assert raw(misp_double, {"returnFormat": "yaml"}, path="/sightings/restSearch").status_code == 404
+    assert raw(misp_double, {"returnFormat": "csv"}, path="/sightings/restSearch").status_code == 501
+    assert raw(misp_double, {"last": "yesterday"}, path="/sightings/restSearch").status_code == 501
+
+    # org_id: an organisation uuid filters; a numeric id matches nothing (MISP only
+    # resolves uuids).
+    org = one["Org"]  # the double's user's org, which sights
+    assert len(sightings(misp_double, {"org_id": org["uuid"]})) == 6
+    assert sightings(misp_double, {"org_id": "!" + org["uuid"]}) == []
+    assert sightings(misp_double, {"org_id": org["id"]}) == []
+
+
 # ----------------------------------------------------------------------------- data
 
 

@@ -154,3 +154,20 @@ def test_misp_unknown_ca_keeps_the_ca_path_advice(pki, https):
     message = misp_error(url, pki["ca"])
     assert "TLS certificate verification failed" in message and "set ca_path to the CA bundle" in message
     assert "do not match" not in message
+
+
+def test_misp_trusts_the_system_store_by_default(pki, https, monkeypatch):
+    """Without ca_path the MISP client verifies with OpenSSL's default CA file (the system
+    trust store, where the common role puts the site CA), not with certifi's bundle."""
+    from ansible_collections.wlcg.soc.plugins.module_utils import misp
+
+    url = f"https://localhost:{https('here')}"
+    # OpenSSL reads its default CA file from SSL_CERT_FILE: the test CA stands for the system store.
+    monkeypatch.setenv("SSL_CERT_FILE", pki["ca"])
+    assert misp.system_trust_store() == pki["ca"]
+    with pytest.raises(misp.MispError) as caught:
+        misp.connect(url, "k" * 40, timeout=5)
+    # Past TLS: the server's answer is not MISP's.
+    assert "TLS" not in str(caught.value), caught.value
+    monkeypatch.setenv("SSL_CERT_FILE", pki["here"][0])
+    assert "TLS certificate verification failed" in misp_error(url, None)

@@ -176,6 +176,47 @@ def test_misp_indicator_alerts_once_per_indicator(
     # The command alerter: each match as JSON in the journal.
     journal = alerting.check_output("journalctl -t wlcg-soc-alert --no-pager -o cat")
     assert sum(run in line for line in journal.splitlines()) >= len(found)
+    # The sighting alerter: these addresses were put in memcached, not in the central MISP,
+    # which answers that no attribute has them; that is logged, and the alert went on (above).
+    # (The workshop test sees sightings added.)
+    deadline = time.monotonic() + ALERT_WAIT
+    while True:
+        log = alerting.check_output("journalctl -u elastalert --no-pager -o cat")
+        missing = [
+            value
+            for alert in found
+            for value in alert["misp"]["indicator"]
+            if f"No MISP sighting of {value}: no attribute in MISP has that value now" not in log
+        ]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert not missing, log[-2000:]
+
+
+def test_misp_sighting_failure_is_logged_and_the_alert_goes_on(alerting):
+    """A MISP that cannot be reached fails no alert: the sighting alerter logs why and returns
+    (the alert's other alerters are not sent again by ElastAlert2's retry)."""
+    script = (
+        "import logging, sys\n"
+        "from wlcg_soc_alerting.alerters import MispSightingAlerter\n"
+        "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='%(levelname)s %(message)s', force=True)\n"
+        "rule = {'name': 'probe', 'query_key': 'misp.indicator', 'misp_url': 'https://127.0.0.1:9',\n"
+        "        'misp_key_file': '/etc/wlcg-soc/elastalert/misp.key', 'misp_sighting_source': 'probe',\n"
+        "        'misp_timeout': 5}\n"
+        "match = {'@timestamp': '2026-01-01T00:00:00Z', 'misp': {'indicator': ['192.0.2.1']}}\n"
+        "MispSightingAlerter(rule).alert([match])\n"
+        "print('returned')\n"
+    )
+    out = alerting.check_output(
+        "PYTHONPATH=/opt/wlcg-soc/elastalert/lib /opt/wlcg-soc/elastalert/venv/bin/python -c %s", script
+    )
+    assert "ERROR No MISP sighting for rule probe: MISP at https://127.0.0.1:9 is unreachable" in out, out
+    assert out.splitlines()[-1] == "returned"
+    # The key is in its own file, readable by the service only, and nowhere in the output.
+    key = alerting.file("/etc/wlcg-soc/elastalert/misp.key")
+    assert (key.user, key.group, key.mode) == ("root", "elastalert", 0o640)
+    assert key.content_string.strip() not in out
 
 
 def test_zeek_intel_hit_alerts_with_the_indicator_and_where(pipe, search, pipe_address, client_files, logs):

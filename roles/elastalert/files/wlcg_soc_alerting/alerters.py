@@ -7,6 +7,8 @@
 - ``VerifiedEmailAlerter``: mail over SMTP with STARTTLS or TLS whose server certificate is
   verified (ElastAlert2's own email alerter encrypts without checking the certificate
   unless a client certificate is given).
+- ``MispSightingAlerter``: a sighting in MISP of each indicator an alert names, so that the
+  sharing community learns it was seen (the collection's MISP client, PyMISP underneath).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 import datetime
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 from elastalert.alerts import Alerter
-from elastalert.util import EAException, elastalert_logger, elasticsearch_client, lookup_es_key
+from elastalert.util import EAException, elastalert_logger, elasticsearch_client, lookup_es_key, ts_to_dt
 from elastalert.yaml import read_yaml
+
+from .misp import MispError, call, connect
 
 # Fields of the matched document an alert document carries, for the dashboards and for
 # pivoting back to the traffic (the alerts-* template maps them as in zeek-* and flows-*).
@@ -194,3 +199,100 @@ class VerifiedEmailAlerter(Alerter):
 
     def get_info(self) -> dict[str, Any]:
         return {"type": "wlcg_soc_email", "recipients": self.to}
+
+
+# MISP's answer (HTTP 200) when no attribute has the value: the indicator left MISP since it
+# was exported. Not a failure of the alerter.
+NO_ATTRIBUTE = "No valid attributes found"
+
+
+class MispSightingAlerter(Alerter):
+    """A sighting (type 0, "seen") in MISP of each indicator of the matches.
+
+    Options: ``misp_url``, ``misp_key_file`` (the key on its first line), ``misp_ca_certs``
+    (CA bundle; empty - the system trust store), ``misp_timeout`` (seconds),
+    ``misp_sighting_source`` (the sighting's source, as the community sees it) and
+    ``misp_sighting_field`` (the match's field that holds the indicator, a value or a list;
+    default: the rule's ``query_key``). MISP adds the sighting to every attribute with the
+    value that the key's user can see.
+
+    Sightings are best effort: a failure (MISP down, key refused) is logged and the alert
+    goes on, so that the other alerters' messages are not sent again on ElastAlert2's retry.
+    """
+
+    required_options = frozenset(["misp_url", "misp_key_file", "misp_sighting_source"])
+
+    def __init__(self, rule: dict[str, Any]) -> None:
+        super().__init__(rule)
+        field = rule.get("misp_sighting_field") or rule.get("query_key")
+        if not isinstance(field, str) or not field or "," in field:
+            raise EAException(
+                f"rule {rule.get('name')}: misp_sighting_field (or a single-field query_key) must name the field "
+                "that holds the indicator"
+            )
+        self.field = field
+        try:
+            with open(rule["misp_key_file"], encoding="utf-8") as handle:
+                self.key = handle.readline().strip()
+        except OSError as exc:
+            raise EAException(f"cannot read misp_key_file {rule['misp_key_file']}: {exc.strerror}") from None
+        if not self.key:
+            raise EAException(f"misp_key_file {rule['misp_key_file']} has no key on its first line")
+        self._lock = threading.Lock()
+        self._misp: Any = None
+
+    def _client(self) -> Any:
+        # Connected at the first alert, not at rule load: MISP down must not stop the rules.
+        with self._lock:
+            if self._misp is None:
+                self._misp = connect(
+                    self.rule["misp_url"],
+                    self.key,
+                    ca_path=self.rule.get("misp_ca_certs") or None,
+                    timeout=float(self.rule.get("misp_timeout", 30)),
+                    tool="wlcg.soc elastalert",
+                )
+            return self._misp
+
+    def indicators(self, matches: list[dict[str, Any]]) -> dict[str, int]:
+        """Each indicator of the matches with the epoch second it was last seen."""
+        seen: dict[str, int] = {}
+        for match in matches:
+            value = lookup_es_key(match, self.field)
+            values = value if isinstance(value, list) else [value]
+            stamp = lookup_es_key(match, self.rule.get("timestamp_field", "@timestamp"))
+            try:
+                when = int(ts_to_dt(stamp).timestamp()) if stamp else int(datetime.datetime.now().timestamp())
+            except (TypeError, ValueError):
+                when = int(datetime.datetime.now().timestamp())
+            for item in values:
+                if isinstance(item, (str, int)) and str(item).strip():
+                    seen[str(item)] = max(when, seen.get(str(item), 0))
+        return seen
+
+    def alert(self, matches: list[dict[str, Any]]) -> None:
+        source = str(self.rule["misp_sighting_source"])
+        try:
+            misp = self._client()
+        except MispError as exc:
+            elastalert_logger.error("No MISP sighting for rule %s: %s", self.rule["name"], exc)
+            return
+        for value, when in sorted(self.indicators(matches).items()):
+            sighting = {"values": [value], "source": source, "timestamp": when, "type": "0"}
+            try:
+                answer = call(misp, f"sighting of {value}", misp.add_sighting, sighting)
+            except MispError as exc:
+                with self._lock:
+                    self._misp = None  # connect again at the next alert
+                elastalert_logger.error("No MISP sighting of %s: %s", value, exc)
+                continue
+            if isinstance(answer, dict) and isinstance(answer.get("Sighting"), dict):
+                elastalert_logger.info("MISP sighting of %s added (source %s)", value, source)
+            elif NO_ATTRIBUTE in str((answer or {}).get("message", "")):
+                elastalert_logger.warning("No MISP sighting of %s: no attribute in MISP has that value now", value)
+            else:
+                message = str((answer or {}).get("message", ""))[:200] if isinstance(answer, dict) else ""
+                elastalert_logger.error("No MISP sighting of %s: MISP answered %s", value, message or "unexpectedly")
+
+    def get_info(self) -> dict[str, Any]:
+        return {"type": "wlcg_soc_misp_sighting", "misp_url": self.rule["misp_url"], "field": self.field}
