@@ -19,7 +19,11 @@ Policy (the WLCG SOC WG's sizing: physical cores first, about one per Gb/s):
   sharing a pool split it evenly, the remainder going to the earlier ones; interfaces
   whose NIC's node is unknown share the CPUs of the nodes no NIC sits on;
 - when the pool cannot give each interface one CPU, the reservation is lowered (down to
-  0) with a warning; what is still impossible is refused with ``LayoutError``.
+  0) with a warning; what is still impossible is refused with ``LayoutError``;
+- memory bounds the workers too (the WG's hardware notes: about 6 GB per worker process):
+  the host's memory less ``reserved_memory_mb`` (OS, logger, manager, proxy) over
+  ``memory_per_worker_mb``; derived worker counts are capped to fit, with a warning naming
+  the figures, and explicit ones that do not fit are refused.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ MIN_BUFFER_SIZE = MIB
 DEFAULT_BUFFER_SIZE = 128 * MIB
 DEFAULT_FANOUT_ID_BASE = 21
 DEFAULT_RESERVED_CORES = 2
+DEFAULT_MEMORY_PER_WORKER_MB = 6144
+DEFAULT_RESERVED_MEMORY_MB = 8192
 MAX_FANOUT_ID = 65535  # PACKET_FANOUT takes a 16-bit group id
 INTERFACE_KEYS = ("name", "lb_procs", "pin_cpus", "fanout_id", "buffer_size")
 
@@ -265,6 +271,15 @@ def nic_numa_node(sysfs: str, ifname: str) -> int | None:
 # --- Plan -------------------------------------------------------------------------------
 
 
+def read_memory_mb(meminfo: str = "/proc/meminfo") -> int:
+    """The host's memory (MemTotal) in MiB; LayoutError when the file does not tell."""
+    text = _read(meminfo)
+    found = re.search(r"^MemTotal:\s+(\d+)\s+kB$", text or "", re.MULTILINE)
+    if found is None:
+        raise LayoutError(f"{meminfo} does not give the host's memory (MemTotal)")
+    return int(found.group(1)) // 1024
+
+
 @dataclass
 class Layout:
     """The derived workers (input order) and what was reserved and noticed on the way."""
@@ -274,6 +289,8 @@ class Layout:
     reserved_cores: int
     reserved_cpus: list[int]
     warnings: list[str] = field(default_factory=list)
+    memory_mb: int | None = None
+    memory_workers: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -281,6 +298,8 @@ class Layout:
             "reserved_cores": self.reserved_cores,
             "reserved_cpus": list(self.reserved_cpus),
             "workers": sum(w["lb_procs"] for w in self.workers),
+            "memory_mb": self.memory_mb,
+            "memory_workers": self.memory_workers,
         }
 
 
@@ -609,6 +628,54 @@ def _check_capacity(
     )
 
 
+def _memory_room(memory_mb: int, reserved_memory_mb: int, memory_per_worker_mb: int) -> tuple[int, str]:
+    """How many workers the memory holds, and the figures that say so."""
+    room = max(0, memory_mb - reserved_memory_mb) // memory_per_worker_mb
+    return room, (
+        f"{memory_mb} MB of memory, less reserved_memory_mb={reserved_memory_mb} for the OS, logger, manager "
+        f"and proxy, holds {_plural(room, 'worker')} of memory_per_worker_mb={memory_per_worker_mb}"
+    )
+
+
+def _check_memory(ifaces: list[_Iface], room: int, figures: str) -> None:
+    """LayoutError when the explicit workers and one per other interface do not fit in ``room``."""
+    fixed = [i for i in ifaces if i.pins is not None or i.lb_procs is not None]
+    auto = [i for i in ifaces if i.pins is None and i.lb_procs is None]
+    needed = sum(len(i.pins) if i.pins is not None else i.lb_procs or 0 for i in fixed) + len(auto)
+    if needed <= room:
+        return
+    option = {i.index: f"{i.where}.{'pin_cpus' if i.pins is not None else 'lb_procs'}" for i in fixed}
+    demand = ", ".join(f"{option[i.index]}={len(i.pins) if i.pins is not None else i.lb_procs}" for i in fixed)
+    if auto:
+        demand += (", " if demand else "") + f"{_plural(len(auto), 'interface')} without lb_procs needing 1 each"
+    fields = ", ".join(option.values()) or "interfaces"
+    raise LayoutError(f"{fields}: more workers than memory: {needed} wanted ({demand}) but {figures}")
+
+
+def _cap_to_memory(ifaces: list[_Iface], room: int, figures: str) -> list[str]:
+    """Trim the derived workers (interfaces without lb_procs or pins) to ``room`` in all,
+    in proportion to what the cores gave each (at least one each); the warning."""
+    auto = [i for i in ifaces if i.pins is None and i.lb_procs is None]
+    total = sum(i.count for i in ifaces)
+    if total <= room or not auto:
+        return []
+    # One each, and what the budget has beyond that by what the cores gave each beyond one
+    # (largest remainders; _check_memory made sure the budget has one each).
+    extra = room - (total - sum(i.count for i in auto)) - len(auto)
+    weights = [i.count - 1 for i in auto]
+    weight = sum(weights)
+    shares = [1 + extra * w // weight for w in weights]
+    order = sorted(range(len(auto)), key=lambda n: (-(extra * weights[n] % weight), n))
+    for n in order[: len(auto) + extra - sum(shares)]:
+        shares[n] += 1
+    before = ", ".join(f"{i.label}: {i.count}" for i in auto)
+    for iface, share in zip(auto, shares, strict=True):
+        iface.count = share
+        iface.cpus = iface.cpus[:share]
+    after = ", ".join(f"{i.label}: {i.count}" for i in auto)
+    return [f"workers capped by memory from {total} to {room}: {figures} ({before} -> {after})"]
+
+
 def plan(
     topology: Topology,
     interfaces: Sequence[Mapping[str, Any]],
@@ -618,8 +685,12 @@ def plan(
     fanout_id_base: int = DEFAULT_FANOUT_ID_BASE,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     nic_numa: Mapping[str, int | None] | None = None,
+    memory_mb: int | None = None,
+    memory_per_worker_mb: int = DEFAULT_MEMORY_PER_WORKER_MB,
+    reserved_memory_mb: int = DEFAULT_RESERVED_MEMORY_MB,
 ) -> Layout:
-    """Workers, CPU pins and fanout ids of each capture interface; raises LayoutError."""
+    """Workers, CPU pins and fanout ids of each capture interface; raises LayoutError.
+    Without ``memory_mb`` (MiB), memory does not bound the workers."""
     _int_option(reserved_cores, "reserved_cores", allow_none=False)
     if reserved_cores < 0:
         raise LayoutError(f"reserved_cores is {reserved_cores}; it must be 0 or more")
@@ -627,9 +698,20 @@ def plan(
     _check_fanout_id(fanout_id_base, "fanout_id_base")
     _int_option(buffer_size, "buffer_size", allow_none=False)
     _check_buffer_size(buffer_size, "buffer_size")
+    _int_option(memory_mb, "memory_mb")
+    _int_option(memory_per_worker_mb, "memory_per_worker_mb", allow_none=False)
+    _int_option(reserved_memory_mb, "reserved_memory_mb", allow_none=False)
+    if memory_per_worker_mb < 1:
+        raise LayoutError(f"memory_per_worker_mb is {memory_per_worker_mb}; it must be 1 or more")
+    if reserved_memory_mb < 0:
+        raise LayoutError(f"reserved_memory_mb is {reserved_memory_mb}; it must be 0 or more")
     ifaces = _parse_interfaces(interfaces, buffer_size, nic_numa or {})
     _check_pins(topology, ifaces)
     _assign_fanout_ids(ifaces, fanout_id_base)
+    room: int | None = None
+    if memory_mb is not None:
+        room, figures = _memory_room(memory_mb, reserved_memory_mb, memory_per_worker_mb)
+        _check_memory(ifaces, room, figures)
 
     pinned = [i for i in ifaces if i.pins is not None]
     counted = [i for i in ifaces if i.pins is None and i.lb_procs is not None]
@@ -643,6 +725,8 @@ def plan(
         iface.count = len(iface.pins or [])
         iface.cpus = list(iface.pins or [])
     warnings.extend(_distribute(topology, pool, auto, counted))
+    if room is not None:
+        warnings.extend(_cap_to_memory(ifaces, room, figures))
 
     workers = [
         {
@@ -655,4 +739,4 @@ def plan(
         }
         for i in ifaces
     ]
-    return Layout(topology, workers, reserve, reserved_cpus, warnings)
+    return Layout(topology, workers, reserve, reserved_cpus, warnings, memory_mb, room)

@@ -28,6 +28,12 @@ description:
     to 0) with a warning. Impossible settings fail with a message naming the option, e.g.
     more workers than cores, a pinned CPU that is not online or pinned twice, duplicate
     fanout ids, or an interface the host does not have.
+  - With O(memory_per_worker_mb), memory bounds the workers too (the WG's hardware notes give
+    about 6 GB per worker process) - the host's memory (O(memory_mb), or C(MemTotal) of
+    O(meminfo_path)) less O(reserved_memory_mb), over O(memory_per_worker_mb). Derived worker
+    counts are capped to fit, in proportion to what the cores gave each interface, with a
+    warning naming the figures; explicit O(interfaces[].lb_procs) or O(interfaces[].pin_cpus)
+    that do not fit, or more interfaces than workers fit, fail naming the figures.
   - Read-only; never reports a change.
 author:
   - WLCG SOC collection maintainers (@wlcg-soc-wg)
@@ -92,6 +98,22 @@ options:
     description: AF_PACKET ring buffer size in bytes of interfaces without their own O(interfaces[].buffer_size).
     type: int
     default: 134217728
+  memory_per_worker_mb:
+    description:
+      - Memory (MiB) one worker process needs; the WG's hardware notes give about 6 GB (6144).
+      - Unset, memory does not bound the workers.
+    type: int
+  reserved_memory_mb:
+    description: Memory (MiB) kept for the OS, the logger, the manager and the proxy.
+    type: int
+    default: 8192
+  memory_mb:
+    description: The host's memory (MiB). Read from O(meminfo_path) by default.
+    type: int
+  meminfo_path:
+    description: Where the target's C(/proc/meminfo) is, for its C(MemTotal).
+    type: path
+    default: /proc/meminfo
   sysfs_root:
     description: Where the target's sysfs is mounted.
     type: path
@@ -123,6 +145,13 @@ EXAMPLES = r"""
       pin_cpus={{ item.pin_cpus | join(',') }} af_packet_fanout_id={{ item.fanout_id }}
       af_packet_fanout_mode=AF_Packet::FANOUT_HASH af_packet_buffer_size={{ item.buffer_size }}
   loop: "{{ zeek_layout.workers }}"
+
+- name: Bound by memory too (the WG's 6 GB per worker), 16 GB kept for the other processes
+  wlcg.soc.zeek_cpu_layout:
+    memory_per_worker_mb: 6144
+    reserved_memory_mb: 16384
+    interfaces:
+      - name: ens1f0
 
 - name: Explicit pins on one interface, a fixed worker count on the other
   wlcg.soc.zeek_cpu_layout:
@@ -224,14 +253,24 @@ topology:
       description: Workers over all interfaces.
       type: int
       sample: 22
+    memory_mb:
+      description: The host's memory (MiB) the layout was bounded by, null when memory did not bound it.
+      type: int
+      sample: 393216
+    memory_workers:
+      description: How many workers that memory holds, null when memory did not bound the layout.
+      type: int
+      sample: 62
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wlcg.soc.plugins.module_utils.zeek_layout import (
+    DEFAULT_MEMORY_PER_WORKER_MB,
     LayoutError,
     interface_exists,
     nic_numa_node,
     plan,
+    read_memory_mb,
     read_topology,
     valid_interface_name,
 )
@@ -256,6 +295,10 @@ def main():
             use_hyperthreads=dict(type="bool", default=False),
             fanout_id_base=dict(type="int", default=21),
             buffer_size=dict(type="int", default=134217728),
+            memory_per_worker_mb=dict(type="int"),
+            reserved_memory_mb=dict(type="int", default=8192),
+            memory_mb=dict(type="int"),
+            meminfo_path=dict(type="path", default="/proc/meminfo"),
             sysfs_root=dict(type="path", default="/sys"),
         ),
         supports_check_mode=True,
@@ -277,6 +320,12 @@ def main():
                 f"(nothing at {sysfs.rstrip('/')}/class/net/{name})"
             )
         nic_numa[name] = nic_numa_node(sysfs, name)
+    memory_mb = p["memory_mb"]
+    if p["memory_per_worker_mb"] is not None and memory_mb is None:
+        try:
+            memory_mb = read_memory_mb(p["meminfo_path"])
+        except (LayoutError, OSError) as exc:
+            module.fail_json(msg=f"cannot read the host's memory: {exc}")
     try:
         layout = plan(
             topology,
@@ -286,6 +335,12 @@ def main():
             fanout_id_base=p["fanout_id_base"],
             buffer_size=p["buffer_size"],
             nic_numa=nic_numa,
+            # Memory bounds the workers only with a figure per worker.
+            memory_mb=memory_mb if p["memory_per_worker_mb"] is not None else None,
+            memory_per_worker_mb=(
+                DEFAULT_MEMORY_PER_WORKER_MB if p["memory_per_worker_mb"] is None else p["memory_per_worker_mb"]
+            ),
+            reserved_memory_mb=p["reserved_memory_mb"],
         )
     except LayoutError as exc:
         module.fail_json(msg=str(exc))

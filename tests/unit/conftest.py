@@ -225,8 +225,9 @@ def playbook_cases(tmp_path_factory, collections_path: str):
     return run
 
 
-# Tests that read batched runs (playbook_cases) run in one pytest-xdist worker per test file,
-# so that each batch runs once per run; the others are spread one by one (--dist loadgroup, as
+# Tests that read batched runs (playbook_cases), and the tests of a file that share a
+# module-scoped fixture, run in one pytest-xdist worker per test file, so that each batch and
+# fixture is set up once per run; the others are spread one by one (--dist loadgroup, as
 # pyproject.toml sets). pytest-xdist's loadgroup passes a test's group to its scheduler by
 # appending "@group" to the test's node id, which pytest 9.2 no longer lets it change
 # (pytest-xdist issue 1386): the groups go through a file instead, written by the first
@@ -263,15 +264,29 @@ def pytest_xdist_make_scheduler(config, log):
     return Scheduler(config, log)
 
 
+def _module_scoped(item) -> bool:
+    """Whether the test uses a module-scoped fixture."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values())
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Group the tests of batched runs (see above); tests on the real search nodes come last,
-    so that the nodes boot while the others run."""
+    """Group the tests of batched runs (see above), the tests of a file that share a
+    module-scoped fixture (pytest sets it up again whenever a worker comes back to the file
+    after another one's tests: the flow exports, for one, took three set-ups), and those
+    marked xdist_group; tests on the real search nodes come last, so that the nodes boot
+    while the others run."""
     groups = {}
     for item in items:
+        marked = item.get_closest_marker("xdist_group")
         if "playbook_cases" in getattr(item, "fixturenames", ()):
             groups[item.nodeid] = f"cases-{item.path.stem}"
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+        elif marked is not None:
+            groups[item.nodeid] = str(marked.kwargs.get("name", marked.args[0] if marked.args else "default"))
+        elif _module_scoped(item):
+            groups[item.nodeid] = f"module-{item.path.stem}"
     path = os.environ.get(XDIST_GROUPS)
     if path and os.environ.get("PYTEST_XDIST_WORKER") == "gw0":
         Path(f"{path}.new").write_text(json.dumps(groups))

@@ -548,6 +548,101 @@ def test_plan_is_pure_topology_only():
     assert layout.reserved_cpus == [0, 1, 4, 5]
 
 
+# --- Memory (the WG's hardware notes: about 6 GB per worker) -------------------------------
+
+# Real sensor shapes: sockets x cores (hyperthreads n and n + all cores), NUMA node per socket.
+MEMORY_HOSTS = {
+    "2x16c": Host("0-63", {n: ((n % 32) // 16, n % 16) for n in range(64)}, {0: "0-15,32-47", 1: "16-31,48-63"}),
+    "2x32c": Host("0-127", {n: ((n % 64) // 32, n % 32) for n in range(128)}, {0: "0-31,64-95", 1: "32-63,96-127"}),
+    "1x8c": Host("0-7", {n: (0, n) for n in range(8)}, {0: "0-7"}),
+}
+FIGURES = "of memory, less reserved_memory_mb=8192 for the OS, logger, manager and proxy, holds"
+
+
+def memory_plan(tmp_path: Path, host: str, nics: dict[str, int], memory_mb: int, **options) -> zl.Layout:
+    root = str(MEMORY_HOSTS[host].write(tmp_path / "sys", nics))
+    interfaces = options.pop("interfaces", [{"name": name} for name in nics])
+    numa = {name: zl.nic_numa_node(root, name) for name in nics}
+    options.setdefault("memory_per_worker_mb", 6144)
+    return zl.plan(zl.read_topology(root), interfaces, nic_numa=numa, memory_mb=memory_mb, **options)
+
+
+def test_2x16_cores_64gb_two_nics_capped_from_30_to_9_workers(tmp_path):
+    """(65536 - 8192) // 6144 = 9 workers, not the 30 the cores would give (14 on node 0 past
+    the 2 reserved cores, 16 on node 1): one each, and the 7 left by the 13 and 15 beyond one."""
+    layout = memory_plan(tmp_path, "2x16c", {"ens1f0": 0, "ens2f0": 1}, 65536)
+    assert layout.workers == [worker("ens1f0", r(2, 5), 21, 0), worker("ens2f0", r(16, 20), 22, 1)]
+    (warning,) = layout.warnings
+    assert warning.startswith(f"workers capped by memory from 30 to 9: 65536 MB {FIGURES} 9 workers of")
+    assert warning.endswith(
+        "(interfaces[0] (ens1f0): 14, interfaces[1] (ens2f0): 16 -> "
+        "interfaces[0] (ens1f0): 4, interfaces[1] (ens2f0): 5)"
+    )
+    assert (layout.summary()["memory_mb"], layout.summary()["memory_workers"], layout.summary()["workers"]) == (
+        65536,
+        9,
+        9,
+    )
+
+
+def test_2x32_cores_384gb_two_nics_62_workers_fit_exactly(tmp_path):
+    """(393216 - 8192) // 6144 = 62: the 62 cores past the reservation, no cap."""
+    layout = memory_plan(tmp_path, "2x32c", {"ens1f0": 0, "ens2f0": 1}, 393216)
+    assert layout.workers == [worker("ens1f0", r(2, 31), 21, 0), worker("ens2f0", r(32, 63), 22, 1)]
+    assert layout.warnings == [] and layout.summary()["memory_workers"] == 62
+
+
+def test_1x8_cores_16gb_one_nic_capped_from_6_to_1_worker(tmp_path):
+    layout = memory_plan(tmp_path, "1x8c", {"eth0": 0}, 16384)
+    assert layout.workers == [worker("eth0", [2], 21, 0)]
+    assert layout.warnings[0].startswith(f"workers capped by memory from 6 to 1: 16384 MB {FIGURES} 1 worker of")
+
+
+def test_1x8_cores_16gb_2gb_workers_capped_from_6_to_4(tmp_path):
+    layout = memory_plan(tmp_path, "1x8c", {"eth0": 0}, 16384, memory_per_worker_mb=2048)
+    assert layout.workers == [worker("eth0", r(2, 5), 21, 0)]
+
+
+def test_1x8_cores_16gb_explicit_workers_keep_theirs_and_the_derived_take_the_rest(tmp_path):
+    """Room for 4 workers of 2 GB: 2 pinned, so the derived interface gets 2 of its 4 cores."""
+    interfaces = [{"name": "eth0", "pin_cpus": [6, 7]}, {"name": "eth1"}]
+    layout = memory_plan(
+        tmp_path, "1x8c", {"eth0": 0, "eth1": 0}, 16384, memory_per_worker_mb=2048, interfaces=interfaces
+    )
+    assert layout.workers == [worker("eth0", [6, 7], 21, 0), worker("eth1", [2, 3], 22, 0)]
+
+
+@pytest.mark.parametrize(
+    ("interfaces", "field_name", "wanted"),
+    [
+        ([{"name": "eth0"}, {"name": "eth1"}], "interfaces", "2 wanted (2 interfaces without lb_procs needing 1 each)"),
+        ([{"name": "eth0", "lb_procs": 4}], "interfaces[0].lb_procs", "4 wanted (interfaces[0].lb_procs=4)"),
+        ([{"name": "eth0", "pin_cpus": [4, 5]}], "interfaces[0].pin_cpus", "2 wanted (interfaces[0].pin_cpus=2)"),
+    ],
+    ids=["two-nics", "lb_procs-4", "pins-2"],
+)
+def test_1x8_cores_16gb_refuses_more_workers_than_1(tmp_path, interfaces, field_name, wanted):
+    with pytest.raises(zl.LayoutError) as caught:
+        memory_plan(tmp_path, "1x8c", {"eth0": 0, "eth1": 0}, 16384, interfaces=interfaces)
+    assert str(caught.value) == (
+        f"{field_name}: more workers than memory: {wanted} but 16384 MB {FIGURES} 1 worker of memory_per_worker_mb=6144"
+    )
+
+
+def test_memory_options_checked_and_meminfo_read(tmp_path):
+    topology = zl.read_topology(str(MEMORY_HOSTS["1x8c"].write(tmp_path / "sys", {})))
+    with pytest.raises(zl.LayoutError, match="memory_per_worker_mb is 0; it must be 1 or more"):
+        zl.plan(topology, [{"name": "eth0"}], memory_mb=16384, memory_per_worker_mb=0)
+    with pytest.raises(zl.LayoutError, match="reserved_memory_mb is -1; it must be 0 or more"):
+        zl.plan(topology, [{"name": "eth0"}], memory_mb=16384, reserved_memory_mb=-1)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       65807876 kB\nMemFree:        60000000 kB\n")
+    assert zl.read_memory_mb(str(meminfo)) == 64265
+    meminfo.write_text("MemFree:        60000000 kB\n")
+    with pytest.raises(zl.LayoutError, match="does not give the host's memory"):
+        zl.read_memory_mb(str(meminfo))
+
+
 # --- The module, end to end through ansible-playbook ----------------------------------------
 
 
@@ -597,6 +692,8 @@ def test_module_end_to_end(tmp_path):
         "reserved_cores": 2,
         "reserved_cpus": [0, 1, 24, 25],
         "workers": 22,
+        "memory_mb": None,
+        "memory_workers": None,
     }
     assert not first.get("warnings")
 
@@ -618,3 +715,21 @@ def test_module_end_to_end(tmp_path):
     (checked,) = run_play(tmp_path, [layout], check=True)
     assert checked["changed"] is False
     assert checked["workers"] == first["workers"]
+
+
+def test_module_bounds_workers_by_memory(tmp_path):
+    big = sysfs(tmp_path / "big", "2s12c-ht", {"ens1f0": 0, "ens2f0": 1})
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       33554432 kB\n")  # 32 GiB: (32768 - 8192) // 6144 = 4 workers
+    interfaces = [{"name": "ens2f0"}, {"name": "ens1f0"}]
+    bounded = {"sysfs_root": big, "interfaces": interfaces, "memory_per_worker_mb": 6144}
+    tasks = [
+        {"wlcg.soc.zeek_cpu_layout": dict(bounded, meminfo_path=str(meminfo))},
+        {"wlcg.soc.zeek_cpu_layout": dict(bounded, meminfo_path=str(tmp_path / "none")), "ignore_errors": True},
+    ]
+    capped, unreadable = run_play(tmp_path, tasks)
+    assert capped["workers"] == [worker("ens2f0", [12, 13], 21, 1), worker("ens1f0", [2, 3], 22, 0)]
+    assert (capped["topology"]["memory_mb"], capped["topology"]["memory_workers"]) == (32768, 4)
+    assert any(w.startswith("workers capped by memory from 22 to 4: 32768 MB") for w in capped["warnings"]), capped
+    assert unreadable["failed"] is True
+    assert unreadable["msg"].startswith("cannot read the host's memory: "), unreadable

@@ -68,6 +68,7 @@ BAD_INPUT = [
     (dict(GOOD, zeek_install_method="mirror"), "'mirror' needs zeek_mirror_url"),
     (dict(GOOD, zeek_install_method="package", zeek_package_file="zeek.rpm"), "needs zeek_package_file"),
     (dict(GOOD, zeek_reserved_cores=-1), "zeek_reserved_cores"),
+    (dict(GOOD, zeek_memory_per_worker_mb=-1), "zeek_memory_per_worker_mb must be a whole number >= 0"),
     (dict(GOOD, zeek_fanout_id_base=70000), "zeek_fanout_id_base must be a whole number"),
     (dict(GOOD, zeek_af_packet_buffer_size=4096), "zeek_af_packet_buffer_size must be a whole number >= 1048576"),
     (
