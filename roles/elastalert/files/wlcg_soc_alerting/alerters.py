@@ -257,14 +257,15 @@ class MispSightingAlerter(Alerter):
     def indicators(self, matches: list[dict[str, Any]]) -> dict[str, int]:
         """Each indicator of the matches with the epoch second it was last seen."""
         seen: dict[str, int] = {}
+        now = int(datetime.datetime.now().timestamp())
         for match in matches:
             value = lookup_es_key(match, self.field)
             values = value if isinstance(value, list) else [value]
             stamp = lookup_es_key(match, self.rule.get("timestamp_field", "@timestamp"))
             try:
-                when = int(ts_to_dt(stamp).timestamp()) if stamp else int(datetime.datetime.now().timestamp())
+                when = int(ts_to_dt(stamp).timestamp()) if stamp else now
             except (TypeError, ValueError):
-                when = int(datetime.datetime.now().timestamp())
+                when = now
             for item in values:
                 if isinstance(item, (str, int)) and str(item).strip():
                     seen[str(item)] = max(when, seen.get(str(item), 0))
@@ -286,13 +287,16 @@ class MispSightingAlerter(Alerter):
                     self._misp = None  # connect again at the next alert
                 elastalert_logger.error("No MISP sighting of %s: %s", value, exc)
                 continue
-            if isinstance(answer, dict) and isinstance(answer.get("Sighting"), dict):
+            answer = answer if isinstance(answer, dict) else {}
+            message = str(answer.get("message", ""))
+            if isinstance(answer.get("Sighting"), dict):
                 elastalert_logger.info("MISP sighting of %s added (source %s)", value, source)
-            elif NO_ATTRIBUTE in str((answer or {}).get("message", "")):
+            elif NO_ATTRIBUTE in message:
                 elastalert_logger.warning("No MISP sighting of %s: no attribute in MISP has that value now", value)
             else:
-                message = str((answer or {}).get("message", ""))[:200] if isinstance(answer, dict) else ""
-                elastalert_logger.error("No MISP sighting of %s: MISP answered %s", value, message or "unexpectedly")
+                elastalert_logger.error(
+                    "No MISP sighting of %s: MISP answered %s", value, message[:200] or "unexpectedly"
+                )
 
     def get_info(self) -> dict[str, Any]:
         return {"type": "wlcg_soc_misp_sighting", "misp_url": self.rule["misp_url"], "field": self.field}
